@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+handle_validator = RegexValidator(
+    r"^[a-z0-9_]{3,30}$",
+    "A handle is 3 to 30 characters: lowercase letters, digits and underscores.",
+)
+
+
+class UserManager(BaseUserManager["User"]):
+    use_in_migrations = True
+
+    def get_by_natural_key(self, username: str) -> User:
+        # Handles are stored lowercased; emails compare regardless of case.
+        lookup = "email__iexact" if "@" in username else "handle"
+        return self.get(**{lookup: username.lower() if lookup == "handle" else username})
+
+    def create_user(self, handle: str, email: str, password: str | None = None, **fields) -> User:
+        user = self.model(handle=handle.lower(), email=self.normalize_email(email), **fields)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_superuser(self, handle: str, email: str, password: str | None = None, **fields) -> User:
+        fields.setdefault("is_staff", True)
+        fields.setdefault("is_superuser", True)
+        return self.create_user(handle, email, password, **fields)
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    """A player, moderator or admin. Roles are Django groups (see accounts.roles)."""
+
+    handle = models.CharField(
+        max_length=30,
+        validators=[handle_validator],
+        help_text="The public user tag: 3-30 of a-z, 0-9 and _.",
+    )
+    email = models.EmailField(max_length=254)
+    display_name = models.CharField(max_length=60, blank=True)
+    public_profile = models.BooleanField(
+        default=False, help_text="Show this player's profile and performance at /u/<handle>/."
+    )
+    time_zone = models.CharField(max_length=64, default="UTC")
+    is_staff = models.BooleanField(default=False)
+    is_active = models.BooleanField(default=True)
+    date_joined = models.DateTimeField(default=timezone.now)
+    deleted_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    suspended_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    suspension_reason = models.CharField(max_length=280, blank=True)
+
+    objects = UserManager()
+
+    USERNAME_FIELD = "handle"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS = ["email"]
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(Lower("handle"), name="user_handle_ci_unique"),
+            models.UniqueConstraint(Lower("email"), name="user_email_ci_unique"),
+        ]
+        indexes = [models.Index(fields=["date_joined"])]
+
+    def __str__(self) -> str:
+        return f"@{self.handle}"
+
+    @property
+    def name(self) -> str:
+        return self.display_name or self.handle
+
+    @property
+    def initials(self) -> str:
+        parts = (self.display_name or self.handle).replace("_", " ").split()
+        letters = "".join(part[0] for part in parts[:2]) or self.handle[:2]
+        return letters.upper()
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.deleted_at is not None
+
+    @property
+    def is_suspended(self) -> bool:
+        return self.suspended_at is not None
+
+    @property
+    def can_log_in(self) -> bool:
+        return self.is_active and not self.is_deleted and not self.is_suspended
