@@ -85,6 +85,8 @@ TEMPLATES = [
                 "csp.context_processors.nonce",
                 "config.context_processors.site",
             ],
+            # As in Django 6, {% partialdef %} / {% partial %} need no {% load %}.
+            "builtins": ["template_partials.templatetags.partials"],
         },
     }
 ]
@@ -273,6 +275,12 @@ MARKET_TICK_SECONDS = env.int(
 MARKET_REPLAY_SPEED = env.float("MARKET_REPLAY_SPEED", default=60.0)
 MARKET_MAX_JUMP = Decimal(env.str("MARKET_MAX_JUMP", default="0.25"))
 FINNHUB_API_KEY = env("FINNHUB_API_KEY", default="")
+# Called in order after each tick's prices are committed, each with the TickResult
+# (market.providers.base). Later steps (order triggers, live broadcast) plug in here.
+MARKET_TICK_HOOKS = env.list(
+    "MARKET_TICK_HOOKS",
+    default=["trading.triggers.on_tick", "market.live.on_tick"],
+)
 MARKET_HISTORY_FLUSH_SECONDS = env.int("MARKET_HISTORY_FLUSH_SECONDS", default=300)
 
 CELERY_BEAT_SCHEDULE = {
