@@ -22,7 +22,7 @@ def pytest_load_initial_conftests(early_config, parser, args) -> None:
     # Tests use the source static files; production serves the collected, hashed ones.
     os.environ.setdefault("STATICFILES_BACKEND", "django.contrib.staticfiles.storage.StaticFilesStorage")
     os.environ.setdefault("WHITENOISE_USE_FINDERS", "true")
-    _services = ensure_services(redis_name="redis-test")
+    _services = ensure_services(redis_name=os.environ.get("EMBEDDED_REDIS_NAME", "redis-test"))
     if _services.started:
         print(f"embedded for tests: {', '.join(_services.started)}")
 

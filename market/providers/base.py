@@ -7,7 +7,7 @@ service (market.services) applies what it returns.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -69,6 +69,15 @@ class Listing:
 class QuoteProvider(Protocol):
     name: str
 
-    def quotes(self, listings: Sequence[Listing], at: datetime) -> QuoteBatch: ...
+    def quotes(
+        self,
+        listings: Sequence[Listing],
+        at: datetime,
+        shocks: Mapping[str, Decimal] | None = None,
+    ) -> QuoteBatch:
+        """Quotes for the listings at `at`. `shocks` maps symbol to a one-off move in
+        percent that a moderator published (the simulated market applies it; real
+        sources ignore it)."""
+        ...
 
     def bars(self, symbol: str, start: datetime, end: datetime, resolution: Resolution) -> list[Bar]: ...
