@@ -117,6 +117,8 @@ REDIS_CACHE_URL = redis_db_url(env.int("REDIS_CACHE_DB", default=1))
 REDIS_CHANNELS_URL = redis_db_url(env.int("REDIS_CHANNELS_DB", default=2))
 # Market state that is not user-owned: the tick stream, tick locks, provider health.
 REDIS_MARKET_URL = redis_db_url(env.int("REDIS_MARKET_DB", default=3))
+# Site-wide business metrics (config.metrics): every process counts into the same place.
+REDIS_METRICS_URL = redis_db_url(env.int("REDIS_METRICS_DB", default=4))
 
 CACHES = {
     "default": {
@@ -199,6 +201,8 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if SECURE else Non
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+# Load balancers and Prometheus call these over plain HTTP, straight to daphne.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 
 # Request bodies: Django answers 400 past these; the web server should cap too.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("MAX_REQUEST_BYTES", default=256 * 1024)
