@@ -1,0 +1,224 @@
+"""Portfolios, positions, the ledger, watchlists and net-worth snapshots.
+
+Only portfolio.services writes these tables. `Portfolio.cash`/`reserved_cash` and
+`Position.quantity`/`reserved_quantity` are caches of the ledger, updated in the same
+transaction as the entries that justify them (see `manage.py reconcile`).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+
+CASH = {"max_digits": 14, "decimal_places": 2}
+PRICE = {"max_digits": 14, "decimal_places": 4}
+# Cost basis and realized P&L keep 4 places: average-cost accounting divides them when
+# part of a position is sold, and rounding each partial sale to cents would drift.
+BASIS = {"max_digits": 18, "decimal_places": 4}
+CENT = Decimal("0.01")
+ZERO = Decimal("0")
+
+
+class Portfolio(models.Model):
+    """A pot of cash and shares. Every trade acts on a portfolio, never on a user."""
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="portfolios"
+    )
+    name = models.CharField(max_length=60, default="Main")
+    cash = models.DecimalField(**CASH, default=ZERO)
+    # Held by open buy orders and outstanding offers: part of `cash`, not spendable.
+    reserved_cash = models.DecimalField(**CASH, default=ZERO)
+    starting_cash = models.DecimalField(**CASH, default=ZERO)
+    created_at = models.DateTimeField(default=timezone.now)
+    # Net worth at the most recent login and at the one before it: the dashboard shows
+    # the change since the previous login, which the latest one would hide.
+    last_login_net_worth = models.DecimalField(**CASH, null=True, blank=True)
+    last_login_at = models.DateTimeField(null=True, blank=True)
+    previous_login_net_worth = models.DecimalField(**CASH, null=True, blank=True)
+    previous_login_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(reserved_cash__gte=0), name="portfolio_reserved_cash_not_negative"
+            ),
+            models.CheckConstraint(
+                condition=Q(cash__gte=F("reserved_cash")), name="portfolio_cash_covers_reserved"
+            ),
+            models.UniqueConstraint(fields=["owner", "name"], name="portfolio_owner_name_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} (#{self.pk})"
+
+    @property
+    def buying_power(self) -> Decimal:
+        return self.cash - self.reserved_cash
+
+
+class Position(models.Model):
+    """Shares of one stock held by one portfolio. The row stays when it is sold out, so
+    the realized P&L of closed positions is kept."""
+
+    portfolio = models.ForeignKey(Portfolio, on_delete=models.PROTECT, related_name="positions")
+    stock = models.ForeignKey("market.Stock", on_delete=models.PROTECT, related_name="positions")
+    quantity = models.BigIntegerField(default=0)
+    # Held by open sell orders and outstanding offers: part of `quantity`.
+    reserved_quantity = models.BigIntegerField(default=0)
+    # Total cost of the shares held, fees included (average-cost accounting).
+    cost_basis = models.DecimalField(**BASIS, default=ZERO)
+    realized_pnl = models.DecimalField(**BASIS, default=ZERO)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["portfolio", "stock"], name="position_unique"),
+            models.CheckConstraint(
+                condition=Q(reserved_quantity__gte=0), name="position_reserved_not_negative"
+            ),
+            models.CheckConstraint(
+                condition=Q(quantity__gte=F("reserved_quantity")),
+                name="position_quantity_covers_reserved",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} {self.stock_id} in #{self.portfolio_id}"
+
+    @property
+    def available_quantity(self) -> int:
+        return self.quantity - self.reserved_quantity
+
+    @property
+    def average_cost(self) -> Decimal:
+        if not self.quantity:
+            return ZERO
+        return (self.cost_basis / self.quantity).quantize(Decimal("0.0001"))
+
+    @property
+    def market_value(self) -> Decimal:
+        return (self.stock.last_price * self.quantity).quantize(CENT)
+
+    @property
+    def unrealized_pnl(self) -> Decimal:
+        return (self.stock.last_price * self.quantity - self.cost_basis).quantize(CENT)
+
+    @property
+    def unrealized_pnl_pct(self) -> Decimal | None:
+        if not self.cost_basis:
+            return None
+        return (self.unrealized_pnl / self.cost_basis * 100).quantize(CENT)
+
+    @property
+    def day_change(self) -> Decimal:
+        stock = self.stock
+        if not stock.previous_close:
+            return ZERO
+        return ((stock.last_price - stock.previous_close) * self.quantity).quantize(CENT)
+
+
+class LedgerKind(models.TextChoices):
+    DEPOSIT = "deposit", "Deposit"
+    BUY = "buy", "Buy"
+    SELL = "sell", "Sell"
+    FEE = "fee", "Fee"
+    OFFER_BUY = "offer_buy", "Offer buy"
+    OFFER_SELL = "offer_sell", "Offer sell"
+    ADJUSTMENT = "adjustment", "Adjustment"
+
+
+class LedgerEntry(models.Model):
+    """One immutable movement of cash and/or shares. A database trigger (migration 0002)
+    refuses UPDATE and DELETE, so a bug cannot rewrite history either."""
+
+    portfolio = models.ForeignKey(
+        Portfolio, on_delete=models.PROTECT, related_name="ledger_entries"
+    )
+    kind = models.CharField(max_length=24, choices=LedgerKind.choices)
+    cash_delta = models.DecimalField(**CASH, default=ZERO)
+    stock = models.ForeignKey(
+        "market.Stock", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    quantity_delta = models.BigIntegerField(default=0)
+    price = models.DecimalField(**PRICE, null=True, blank=True)
+    # What caused it: "fill:123", "offer:45/settle:3", "adjustment:<key>". The entries of
+    # one event (a trade and its fee, both sides of a player-to-player trade) share it.
+    reference = models.CharField(max_length=80, db_index=True)
+    idempotency_key = models.CharField(max_length=120, unique=True)
+    memo = models.CharField(max_length=280, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Who made a manual adjustment; empty for trades.",
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name_plural = "ledger entries"
+        indexes = [
+            models.Index(fields=["portfolio", "created_at"], name="ledger_portfolio_time_idx"),
+            # The running balance orders by id within a portfolio.
+            models.Index(fields=["portfolio", "id"], name="ledger_portfolio_id_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(quantity_delta=0) | Q(stock__isnull=False),
+                name="ledger_shares_name_a_stock",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.cash_delta} ({self.reference})"
+
+
+class Watchlist(models.Model):
+    """A player's watched stocks. It belongs to the person, not to a portfolio: what
+    someone follows doesn't change with the game they play."""
+
+    owner = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="watchlist"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"Watchlist of {self.owner_id}"
+
+
+class WatchlistItem(models.Model):
+    watchlist = models.ForeignKey(Watchlist, on_delete=models.CASCADE, related_name="items")
+    stock = models.ForeignKey("market.Stock", on_delete=models.CASCADE, related_name="+")
+    added_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["watchlist", "stock"], name="watchlist_item_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.stock_id} on {self.watchlist_id}"
+
+
+class NetWorthSnapshot(models.Model):
+    """Net worth at a moment, written for every portfolio by one INSERT ... SELECT."""
+
+    portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="snapshots")
+    at = models.DateTimeField()
+    net_worth = models.DecimalField(max_digits=16, decimal_places=2)
+    cash = models.DecimalField(**CASH)
+
+    class Meta:
+        constraints = [
+            # The snapshot time is rounded to its slot, so a rerun of the task is a no-op.
+            models.UniqueConstraint(fields=["portfolio", "at"], name="snapshot_unique_slot")
+        ]
+        indexes = [models.Index(fields=["at"], name="snapshot_at_idx")]
+
+    def __str__(self) -> str:
+        return f"#{self.portfolio_id} {self.net_worth} at {self.at:%Y-%m-%d %H:%M}"

@@ -1,0 +1,521 @@
+"""The only code that moves cash or shares.
+
+Locking: every function that changes a balance runs inside the caller's
+`transaction.atomic()` on portfolios locked with `portfolios_lock` (SELECT ... FOR UPDATE
+in ascending id order). Positions are locked after their portfolio, and never without it.
+That one order - portfolios by id, then positions - is what keeps two trades from
+deadlocking. `cash_adjust`, `portfolio_open` and the watchlist functions open and lock on
+their own.
+
+Idempotency: each ledger entry has a unique key. A trade posts `<key>` for the trade and
+`<key>:fee` for its fee. Replaying a key raises `DuplicateEntry` and posts nothing; the
+caller's transaction then rolls back with it (see docs/portfolio.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any, Literal
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F, Sum
+from django.utils import timezone
+
+from market.models import Stock
+from portfolio.errors import (
+    DuplicateEntry,
+    InsufficientFunds,
+    InsufficientShares,
+    InvalidAmount,
+    PortfolioError,
+    PortfolioNotFound,
+    PortfolioNotLocked,
+    ReservationMismatch,
+    WatchlistFull,
+)
+from portfolio.models import (
+    CENT,
+    ZERO,
+    LedgerEntry,
+    LedgerKind,
+    Portfolio,
+    Position,
+    Watchlist,
+    WatchlistItem,
+)
+
+PRICE_STEP = Decimal("0.0001")
+BASIS_STEP = Decimal("0.0001")
+Side = Literal["buy", "sell"]
+# Set on the instances portfolios_lock returns; balance changes refuse any other instance.
+_LOCK_MARK = "_locked_for_update"
+
+
+def money_fmt(amount: Decimal) -> str:
+    sign = "-" if amount < 0 else ""
+    return f"{sign}${abs(amount):,.2f}"
+
+
+def _exact(value: Any, step: Decimal, what: str) -> Decimal:
+    """`value` as a Decimal already on `step`. Amounts are quantized where they enter the
+    system (forms, the fill model); one arriving here with more places is a bug, and
+    rounding it silently would make reservations disagree with what reconcile expects."""
+    if isinstance(value, (float, bool)):
+        raise TypeError(f"{what} must be a Decimal, not {type(value).__name__}.")
+    amount = Decimal(value)
+    if not amount.is_finite() or amount != amount.quantize(step):
+        raise InvalidAmount(
+            f"{what} must be a number with at most {-step.as_tuple().exponent} decimals."
+        )
+    return amount.quantize(step)
+
+
+def _shares(value: Any, what: str = "Quantity") -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{what} must be a whole number of shares.")
+    if value < 0:
+        raise InvalidAmount(f"{what} cannot be negative.", field="quantity")
+    return value
+
+
+def trade_notional(*, price: Decimal, quantity: int) -> Decimal:
+    """The cash value of `quantity` shares at `price`, rounded half-up to the cent. Use it
+    wherever a trade's cash is computed (estimates, reservations) so they match the ledger."""
+    return (price * quantity).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def _require_locked(portfolio: Portfolio) -> None:
+    if not connection.in_atomic_block or not getattr(portfolio, _LOCK_MARK, False):
+        raise PortfolioNotLocked(
+            f"Portfolio #{portfolio.pk} must be locked with portfolios_lock() inside "
+            "transaction.atomic() before its balances change."
+        )
+
+
+def _position_locked(*, portfolio: Portfolio, stock: Stock, create: bool) -> Position | None:
+    """The position row, locked. Creating it is race-free because the portfolio is locked
+    and every position writer locks the portfolio first."""
+    position = Position.objects.select_for_update().filter(portfolio=portfolio, stock=stock).first()
+    if position is None and create:
+        position = Position.objects.create(portfolio=portfolio, stock=stock)
+    if position is not None:
+        position.stock = stock
+    return position
+
+
+def _entries_post(entries: list[LedgerEntry]) -> list[LedgerEntry]:
+    keys = [entry.idempotency_key for entry in entries]
+    existing = set(
+        LedgerEntry.objects.filter(idempotency_key__in=keys).values_list(
+            "idempotency_key", flat=True
+        )
+    )
+    if existing:
+        key = sorted(existing)[0]
+        raise DuplicateEntry(
+            f"The ledger already holds an entry with idempotency key {key!r}; nothing was posted.",
+            idempotency_key=key,
+        )
+    try:
+        # No savepoint (two round trips per trade): the check above sees every committed
+        # key, and a same-key race is serialized by the portfolio lock. Only a race between
+        # two portfolios reusing one key gets here, and its transaction is aborted anyway.
+        return LedgerEntry.objects.bulk_create(entries)
+    except IntegrityError as error:
+        if "idempotency_key" not in str(error):
+            raise
+        raise DuplicateEntry(
+            "The ledger already holds one of these idempotency keys; nothing was posted.",
+            idempotency_key=keys[0],
+        ) from error
+
+
+# --- Portfolios ---------------------------------------------------------------
+
+
+def portfolio_open(*, owner: Any, name: str = "Main") -> Portfolio:
+    """A new portfolio holding settings.STARTING_CASH, with the deposit that explains it.
+    Raises DuplicateEntry if `owner` already opened their first portfolio."""
+    starting_cash = _exact(settings.STARTING_CASH, CENT, "STARTING_CASH")
+    key = f"open:{owner.pk}" if name == "Main" else f"open:{owner.pk}:{name}"
+    with transaction.atomic():
+        if Portfolio.objects.filter(owner=owner, name=name).exists():
+            raise DuplicateEntry(
+                f"@{owner} already has a portfolio named {name!r}.", idempotency_key=key
+            )
+        portfolio = Portfolio.objects.create(
+            owner=owner, name=name, cash=starting_cash, starting_cash=starting_cash
+        )
+        _entries_post(
+            [
+                LedgerEntry(
+                    portfolio=portfolio,
+                    kind=LedgerKind.DEPOSIT,
+                    cash_delta=starting_cash,
+                    reference=f"open:{portfolio.pk}",
+                    idempotency_key=key,
+                    memo="Starting cash",
+                )
+            ]
+        )
+    return portfolio
+
+
+def portfolios_lock(*, portfolio_ids: Iterable[int]) -> dict[int, Portfolio]:
+    """Lock the portfolios (SELECT ... FOR UPDATE) in ascending id order and return fresh
+    copies by id. Pass these instances to the other services."""
+    if not connection.in_atomic_block:
+        raise PortfolioNotLocked("portfolios_lock() must be called inside transaction.atomic().")
+    wanted = sorted(set(portfolio_ids))
+    # PostgreSQL locks rows as the sorted result is produced: ORDER BY id is the lock order.
+    locked = {
+        portfolio.pk: portfolio
+        for portfolio in Portfolio.objects.select_for_update().filter(pk__in=wanted).order_by("pk")
+    }
+    missing = [pk for pk in wanted if pk not in locked]
+    if missing:
+        raise PortfolioNotFound(f"No portfolio with id {', '.join(map(str, missing))}.")
+    for portfolio in locked.values():
+        setattr(portfolio, _LOCK_MARK, True)
+    return locked
+
+
+# --- Reservations ---------------------------------------------------------------
+
+
+def reservation_hold(
+    *,
+    portfolio: Portfolio,
+    stock: Stock | None = None,
+    cash: Decimal = ZERO,
+    quantity: int = 0,
+) -> None:
+    """Set aside cash (for a buy) and/or shares of `stock` (for a sell) so they cannot be
+    spent twice. Not a ledger movement: reconcile checks reservations against open orders
+    and offers instead."""
+    _require_locked(portfolio)
+    cash = _exact(cash, CENT, "Cash to reserve")
+    quantity = _shares(quantity)
+    if cash < 0:
+        raise InvalidAmount("Cash to reserve cannot be negative.")
+    if cash:
+        available = portfolio.cash - portfolio.reserved_cash
+        if cash > available:
+            raise InsufficientFunds(
+                f"Not enough buying power: this needs {money_fmt(cash)} "
+                f"and {money_fmt(available)} is available."
+            )
+    position = None
+    if quantity:
+        if stock is None:
+            raise InvalidAmount("Reserving shares needs a stock.", field="stock")
+        position = _position_locked(portfolio=portfolio, stock=stock, create=False)
+        available_shares = position.available_quantity if position else 0
+        if quantity > available_shares:
+            raise InsufficientShares(_shares_message(stock, position, quantity))
+    if cash:
+        portfolio.reserved_cash += cash
+        portfolio.save(update_fields=["reserved_cash"])
+    if position is not None:
+        position.reserved_quantity += quantity
+        position.save(update_fields=["reserved_quantity"])
+
+
+def reservation_release(
+    *,
+    portfolio: Portfolio,
+    stock: Stock | None = None,
+    cash: Decimal = ZERO,
+    quantity: int = 0,
+) -> None:
+    """Give back what reservation_hold set aside (an order cancelled, expired or filled)."""
+    _require_locked(portfolio)
+    cash = _exact(cash, CENT, "Cash to release")
+    quantity = _shares(quantity)
+    reserved_cash = _cash_after_release(portfolio=portfolio, cash=cash)
+    position = _position_after_release(portfolio=portfolio, stock=stock, quantity=quantity)
+    if cash:
+        portfolio.reserved_cash = reserved_cash
+        portfolio.save(update_fields=["reserved_cash"])
+    if position is not None:
+        position.reserved_quantity -= quantity
+        position.save(update_fields=["reserved_quantity"])
+
+
+def _cash_after_release(*, portfolio: Portfolio, cash: Decimal) -> Decimal:
+    if cash < 0:
+        raise InvalidAmount("Cash to release cannot be negative.")
+    if cash > portfolio.reserved_cash:
+        raise ReservationMismatch(
+            f"Cannot release {money_fmt(cash)}: portfolio #{portfolio.pk} has "
+            f"{money_fmt(portfolio.reserved_cash)} reserved."
+        )
+    return portfolio.reserved_cash - cash
+
+
+def _position_after_release(
+    *, portfolio: Portfolio, stock: Stock | None, quantity: int
+) -> Position | None:
+    """The locked position if shares are to be released and that many are reserved."""
+    if not quantity:
+        return None
+    if stock is None:
+        raise InvalidAmount("Releasing shares needs a stock.", field="stock")
+    position = _position_locked(portfolio=portfolio, stock=stock, create=False)
+    held = position.reserved_quantity if position else 0
+    if quantity > held:
+        raise ReservationMismatch(
+            f"Cannot release {quantity} {stock.symbol}: portfolio #{portfolio.pk} has "
+            f"{held} reserved."
+        )
+    return position
+
+
+def _shares_message(stock: Stock, position: Position | None, wanted: int, released: int = 0) -> str:
+    held = position.quantity if position else 0
+    if not held:
+        return f"You hold no {stock.symbol} shares; this needs {wanted:,}."
+    reserved = position.reserved_quantity - released
+    return (
+        f"Not enough {stock.symbol} shares: this needs {wanted:,} and {held - reserved:,} "
+        f"are available ({held:,} held, {reserved:,} reserved by open orders or offers)."
+    )
+
+
+# --- Trades -------------------------------------------------------------------
+
+
+def trade_settle(
+    *,
+    portfolio: Portfolio,
+    stock: Stock,
+    side: Side,
+    quantity: int,
+    price: Decimal,
+    fee: Decimal,
+    reference: str,
+    idempotency_key: str,
+    kind_prefix: str = "",
+    release_cash: Decimal = ZERO,
+    release_quantity: int = 0,
+) -> list[LedgerEntry]:
+    """Settle one side of a trade on a locked portfolio: release the reservation that
+    backed it, check funds or shares, post the ledger entries (the trade, then the fee as
+    its own entry) and update cash and the position in the same transaction.
+
+    Average-cost accounting: a buy adds its cost and fee to the cost basis; a sell removes
+    the sold fraction of the cost basis and books proceeds - fee - that cost as realized
+    P&L. A trade between two players calls this once per side under one shared
+    `reference` (with different keys); a fill against the market calls it once.
+
+    Nothing changes, in memory or in the database, when it raises.
+    """
+    _require_locked(portfolio)
+    if side not in ("buy", "sell"):
+        raise InvalidAmount(f"Side must be 'buy' or 'sell', not {side!r}.", field="side")
+    if kind_prefix not in ("", "offer_"):
+        raise InvalidAmount(f"Unknown kind prefix {kind_prefix!r}.")
+    quantity = _shares(quantity)
+    if quantity == 0:
+        raise InvalidAmount("A trade moves at least one share.", field="quantity")
+    price = _exact(price, PRICE_STEP, "Price")
+    if price <= 0:
+        raise InvalidAmount("Price must be above zero.", field="price")
+    fee = _exact(fee, CENT, "Fee")
+    if fee < 0:
+        raise InvalidAmount("A fee cannot be negative.", field="fee")
+    if not reference or not idempotency_key:
+        raise InvalidAmount("A trade needs a reference and an idempotency key.")
+    release_cash = _exact(release_cash, CENT, "Cash to release")
+    release_quantity = _shares(release_quantity)
+
+    # Compute the new balances first and assign them only once every check passed.
+    reserved_cash = _cash_after_release(portfolio=portfolio, cash=release_cash)
+    position = _position_after_release(portfolio=portfolio, stock=stock, quantity=release_quantity)
+    available = portfolio.cash - reserved_cash
+    notional = trade_notional(price=price, quantity=quantity)
+    if side == "buy":
+        cash_delta = -notional
+        if notional + fee > available:
+            raise InsufficientFunds(
+                f"Not enough buying power: {quantity:,} {stock.symbol} at {price} plus a "
+                f"{money_fmt(fee)} fee needs {money_fmt(notional + fee)} and "
+                f"{money_fmt(available)} is available."
+            )
+        position = position or _position_locked(portfolio=portfolio, stock=stock, create=True)
+        new_quantity = position.quantity + quantity
+        new_cost_basis = position.cost_basis + notional + fee
+        new_realized = position.realized_pnl
+    else:
+        cash_delta = notional
+        position = position or _position_locked(portfolio=portfolio, stock=stock, create=False)
+        shares_free = (
+            position.quantity - position.reserved_quantity + release_quantity if position else 0
+        )
+        if quantity > shares_free:
+            raise InsufficientShares(_shares_message(stock, position, quantity, release_quantity))
+        if fee > available + notional:
+            raise InsufficientFunds(
+                f"The {money_fmt(fee)} fee exceeds the sale's proceeds plus the "
+                f"{money_fmt(available)} available."
+            )
+        if quantity == position.quantity:
+            sold_cost = position.cost_basis
+        else:
+            sold_cost = (position.cost_basis * quantity / position.quantity).quantize(
+                BASIS_STEP, rounding=ROUND_HALF_UP
+            )
+        new_quantity = position.quantity - quantity
+        new_cost_basis = position.cost_basis - sold_cost
+        new_realized = position.realized_pnl + notional - fee - sold_cost
+
+    now = timezone.now()
+    entries = [
+        LedgerEntry(
+            portfolio=portfolio,
+            kind=f"{kind_prefix}{side}",
+            cash_delta=cash_delta,
+            stock=stock,
+            quantity_delta=quantity if side == "buy" else -quantity,
+            price=price,
+            reference=reference,
+            idempotency_key=idempotency_key,
+            created_at=now,
+        )
+    ]
+    if fee:
+        entries.append(
+            LedgerEntry(
+                portfolio=portfolio,
+                kind=LedgerKind.FEE,
+                cash_delta=-fee,
+                stock=stock,
+                reference=reference,
+                idempotency_key=f"{idempotency_key}:fee",
+                memo=f"Commission on {side} of {quantity:,} {stock.symbol}",
+                created_at=now,
+            )
+        )
+    # Post first: a duplicate key must leave the balances untouched.
+    posted = _entries_post(entries)
+    portfolio.cash += cash_delta - fee
+    portfolio.reserved_cash = reserved_cash
+    portfolio.save(update_fields=["cash", "reserved_cash"])
+    position.quantity = new_quantity
+    position.reserved_quantity -= release_quantity
+    position.cost_basis = new_cost_basis
+    position.realized_pnl = new_realized
+    position.save(update_fields=["quantity", "reserved_quantity", "cost_basis", "realized_pnl"])
+    return posted
+
+
+# --- Adjustments ----------------------------------------------------------------
+
+
+def cash_adjust(
+    *, portfolio: Portfolio, amount: Decimal, reason: str, by: Any, idempotency_key: str
+) -> LedgerEntry:
+    """Grant (amount > 0) or remove (amount < 0) cash by hand: a moderator's correction.
+    Never takes cash below what open orders and offers have reserved."""
+    amount = _exact(amount, CENT, "Amount")
+    reason = (reason or "").strip()
+    if not amount:
+        raise InvalidAmount("The adjustment amount cannot be zero.")
+    if not reason:
+        raise PortfolioError("Give a reason for the adjustment.", field="reason")
+    if not idempotency_key:
+        raise InvalidAmount("An adjustment needs an idempotency key.")
+    with transaction.atomic():
+        locked = portfolios_lock(portfolio_ids=[portfolio.pk])[portfolio.pk]
+        available = locked.cash - locked.reserved_cash
+        if amount < 0 and -amount > available:
+            raise InsufficientFunds(
+                f"Cannot remove {money_fmt(-amount)}: only {money_fmt(available)} is not "
+                "reserved by open orders or offers.",
+                field="amount",
+            )
+        (entry,) = _entries_post(
+            [
+                LedgerEntry(
+                    portfolio=locked,
+                    kind=LedgerKind.ADJUSTMENT,
+                    cash_delta=amount,
+                    reference=f"adjustment:{idempotency_key}"[:80],
+                    idempotency_key=idempotency_key,
+                    memo=reason[:280],
+                    created_by=by,
+                )
+            ]
+        )
+        locked.cash += amount
+        locked.save(update_fields=["cash"])
+    portfolio.cash, portfolio.reserved_cash = locked.cash, locked.reserved_cash
+    return entry
+
+
+# --- Logins ---------------------------------------------------------------------
+
+
+def portfolio_login_record(*, owner: Any, at: datetime | None = None) -> None:
+    """Remember each portfolio's net worth at this login, keeping the previous login's,
+    so the dashboard can show the change since the player was last here."""
+    at = at or timezone.now()
+    with transaction.atomic():
+        portfolios = list(Portfolio.objects.select_for_update().filter(owner=owner).order_by("pk"))
+        if not portfolios:
+            return
+        holdings = dict(
+            Position.objects.filter(portfolio__in=portfolios, quantity__gt=0)
+            .values("portfolio")
+            .annotate(value=Sum(F("quantity") * F("stock__last_price")))
+            .values_list("portfolio", "value")
+        )
+        for portfolio in portfolios:
+            net_worth = (portfolio.cash + (holdings.get(portfolio.pk) or ZERO)).quantize(CENT)
+            portfolio.previous_login_net_worth = portfolio.last_login_net_worth
+            portfolio.previous_login_at = portfolio.last_login_at
+            portfolio.last_login_net_worth = net_worth
+            portfolio.last_login_at = at
+        Portfolio.objects.bulk_update(
+            portfolios,
+            [
+                "previous_login_net_worth",
+                "previous_login_at",
+                "last_login_net_worth",
+                "last_login_at",
+            ],
+        )
+
+
+# --- Watchlist ------------------------------------------------------------------
+
+
+def _watchlist_locked(user: Any) -> Watchlist:
+    watchlist, _ = Watchlist.objects.get_or_create(owner=user)
+    # Lock it so two concurrent adds cannot both pass the size check.
+    return Watchlist.objects.select_for_update().get(pk=watchlist.pk)
+
+
+def watchlist_add(*, user: Any, stock: Stock) -> WatchlistItem:
+    """Watch `stock`. Adding one already watched is a no-op that returns the item."""
+    limit = settings.MAX_WATCHLIST
+    with transaction.atomic():
+        watchlist = _watchlist_locked(user)
+        item = WatchlistItem.objects.filter(watchlist=watchlist, stock=stock).first()
+        if item is not None:
+            return item
+        if WatchlistItem.objects.filter(watchlist=watchlist).count() >= limit:
+            raise WatchlistFull(
+                f"Your watchlist is full: it holds at most {limit} stocks. "
+                f"Remove one to add {stock.symbol}."
+            )
+        return WatchlistItem.objects.create(watchlist=watchlist, stock=stock)
+
+
+def watchlist_remove(*, user: Any, stock: Stock) -> bool:
+    """Stop watching `stock`; returns whether it was watched."""
+    deleted, _ = WatchlistItem.objects.filter(watchlist__owner=user, stock=stock).delete()
+    return bool(deleted)
