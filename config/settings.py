@@ -54,6 +54,7 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "config.logging.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "config.middleware.BodySizeLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -61,10 +62,13 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "accounts.middleware.ActiveAccountMiddleware",
     "accounts.middleware.UserTimezoneMiddleware",
+    "accounts.middleware.SessionTrackingMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "csp.middleware.CSPMiddleware",
+    # Turns django-ratelimit's Ratelimited into RATELIMIT_VIEW (a 429 page).
+    "django_ratelimit.middleware.RatelimitMiddleware",
     # Last, so that a locked-out login is answered after authentication ran.
     "axes.middleware.AxesMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
@@ -86,6 +90,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "csp.context_processors.nonce",
                 "config.context_processors.site",
+                "market.context_processors.quotes_status",
             ],
             # As in Django 6, {% partialdef %} / {% partial %} need no {% load %}.
             "builtins": ["template_partials.templatetags.partials"],
@@ -176,6 +181,8 @@ AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_HOURS", default=0.25)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_USERNAME_FORM_FIELD = "username"
+# Count failures per account, whether the attempt named its handle or its email.
+AXES_USERNAME_CALLABLE = "accounts.backends.axes_username"
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "errors/lockout.html"
 AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
@@ -184,6 +191,12 @@ AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
 RATELIMIT_USE_CACHE = "default"
 RATELIMIT_VIEW = "config.views.rate_limited"
 RATELIMIT_ENABLE = env.bool("RATELIMIT_ENABLE", default=True)
+# django-ratelimit rates ("count/period", period s, m, h or d) for the account forms' POSTs.
+RATELIMIT_LOGIN_IP = env("RATELIMIT_LOGIN_IP", default="30/m")
+RATELIMIT_LOGIN_USERNAME = env("RATELIMIT_LOGIN_USERNAME", default="10/m")
+RATELIMIT_SIGNUP_IP = env("RATELIMIT_SIGNUP_IP", default="10/h")
+RATELIMIT_PASSWORD_RESET_IP = env("RATELIMIT_PASSWORD_RESET_IP", default="10/h")
+RATELIMIT_PASSWORD_RESET_EMAIL = env("RATELIMIT_PASSWORD_RESET_EMAIL", default="3/h")
 
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
 SESSION_COOKIE_AGE = 60 * 60 * 24 * 14
@@ -275,6 +288,8 @@ FILL_HALF_SPREAD_BPS = Decimal(env.str("FILL_HALF_SPREAD_BPS", default="2"))
 # DAY orders expire at this UTC time: the simulated market trades round the clock.
 SESSION_CLOSE_UTC = dtime.fromisoformat(env("SESSION_CLOSE_UTC", default="21:00"))
 OFFER_PRICE_BAND = Decimal(env.str("OFFER_PRICE_BAND", default="0.10"))
+# Stop and trailing buys reserve cash for the trigger price plus this fraction (a gap).
+ORDER_PROTECTION_BAND = Decimal(env.str("ORDER_PROTECTION_BAND", default="0.05"))
 
 # --- The market --------------------------------------------------------------
 MARKET_PROVIDER = env("MARKET_PROVIDER", default="simulated")

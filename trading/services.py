@@ -1,0 +1,619 @@
+"""Orders: placing, firing, filling, cancelling and expiring them.
+
+Cash and shares only ever move through portfolio.services (`reservation_hold`,
+`reservation_release`, `trade_settle`); this module decides when and at what price.
+
+Lock order, everywhere: the order row first (when there is one), then portfolios by
+ascending id (`portfolios_lock`), then positions (inside portfolio.services). Placing
+locks the portfolio before it looks for an existing order with the same idempotency
+key, so two racing submits of one ticket serialize and make one order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from functools import partial
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+import portfolio.errors as portfolio_errors
+from market.models import Stock
+from portfolio.models import Portfolio
+from portfolio.services import (
+    portfolios_lock,
+    reservation_hold,
+    reservation_release,
+    trade_settle,
+)
+from trading import events, fill_model
+from trading.errors import (
+    InsufficientFunds,
+    InsufficientShares,
+    InvalidOrder,
+    NoQuote,
+    OrderNotOpen,
+    StockNotTradable,
+    TooManyOpenOrders,
+)
+from trading.models import (
+    MAX_QUANTITY,
+    OPEN_STATUSES,
+    Fill,
+    Order,
+    OrderStatus,
+    OrderType,
+    Side,
+    TimeInForce,
+    TriggerWhen,
+)
+
+logger = logging.getLogger(__name__)
+
+MAX_PRICE = Decimal("9999999999.9999")  # NUMERIC(14, 4)
+HUNDRED = Decimal(100)
+
+
+# --- Validation ---------------------------------------------------------------------
+
+
+def _price(value: Decimal | None, *, field: str, label: str) -> Decimal:
+    if value is None:
+        raise InvalidOrder(f"Enter a {label} for this order type.", field=field)
+    try:
+        amount = Decimal(value)
+    except (InvalidOperation, TypeError, ValueError):
+        raise InvalidOrder(f"The {label} must be a number.", field=field) from None
+    if not amount.is_finite():
+        raise InvalidOrder(f"The {label} must be a number.", field=field)
+    if amount <= 0:
+        raise InvalidOrder(f"The {label} must be above zero.", field=field)
+    if amount != amount.quantize(fill_model.PRICE_STEP):
+        raise InvalidOrder(f"The {label} has at most 4 decimal places.", field=field)
+    if amount > MAX_PRICE:
+        raise InvalidOrder(f"The {label} is too large.", field=field)
+    return amount.quantize(fill_model.PRICE_STEP)
+
+
+def _absent(**values: Decimal | None) -> None:
+    for field, value in values.items():
+        if value is not None:
+            label = field.replace("_", " ")
+            raise InvalidOrder(f"This order type takes no {label}.", field=field)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderTerms:
+    """The validated, quantized values of an order, before it meets the market."""
+
+    side: str
+    type: str
+    quantity: int
+    time_in_force: str
+    limit_price: Decimal | None = None
+    stop_price: Decimal | None = None
+    trail_amount: Decimal | None = None
+    trail_percent: Decimal | None = None
+
+
+def order_terms_validate(
+    *,
+    side: str,
+    type: str,
+    quantity: int,
+    limit_price: Decimal | None = None,
+    stop_price: Decimal | None = None,
+    trail_amount: Decimal | None = None,
+    trail_percent: Decimal | None = None,
+    time_in_force: str = TimeInForce.GTC,
+) -> OrderTerms:
+    """Check what an order can be checked for without a quote; raise InvalidOrder."""
+    if side not in Side.values:
+        raise InvalidOrder("Choose buy or sell.", field="side")
+    if type not in OrderType.values:
+        raise InvalidOrder("Choose an order type.", field="type")
+    if time_in_force not in TimeInForce.values:
+        raise InvalidOrder("Choose DAY or GTC.", field="time_in_force")
+    if isinstance(quantity, bool) or not isinstance(quantity, int):
+        raise InvalidOrder("Enter a whole number of shares.", field="quantity")
+    if quantity < 1:
+        raise InvalidOrder("Enter at least 1 share.", field="quantity")
+    if quantity > MAX_QUANTITY:
+        raise InvalidOrder(f"At most {MAX_QUANTITY:,} shares per order.", field="quantity")
+
+    limit = stop = amount = percent = None
+    if type == OrderType.MARKET:
+        _absent(
+            limit_price=limit_price,
+            stop_price=stop_price,
+            trail_amount=trail_amount,
+            trail_percent=trail_percent,
+        )
+    elif type == OrderType.LIMIT:
+        _absent(stop_price=stop_price, trail_amount=trail_amount, trail_percent=trail_percent)
+        limit = _price(limit_price, field="limit_price", label="limit price")
+    elif type == OrderType.STOP:
+        _absent(limit_price=limit_price, trail_amount=trail_amount, trail_percent=trail_percent)
+        stop = _price(stop_price, field="stop_price", label="stop price")
+    elif type == OrderType.STOP_LIMIT:
+        _absent(trail_amount=trail_amount, trail_percent=trail_percent)
+        stop = _price(stop_price, field="stop_price", label="stop price")
+        limit = _price(limit_price, field="limit_price", label="limit price")
+        # A stop-limit whose limit sits on the wrong side of its own stop can never do
+        # what it says (a buy that fires on a rise to the stop, then only buys below it):
+        # refused as bad input rather than left to rest forever.
+        if side == Side.BUY and limit < stop:
+            raise InvalidOrder(
+                "A buy stop-limit's limit must be at or above its stop price.", field="limit_price"
+            )
+        if side == Side.SELL and limit > stop:
+            raise InvalidOrder(
+                "A sell stop-limit's limit must be at or below its stop price.", field="limit_price"
+            )
+    else:
+        _absent(limit_price=limit_price, stop_price=stop_price)
+        if (trail_amount is None) == (trail_percent is None):
+            raise InvalidOrder("Enter a trail as an amount or as a percent.", field="trail_amount")
+        if trail_amount is not None:
+            amount = _price(trail_amount, field="trail_amount", label="trail amount")
+        else:
+            percent = _price(trail_percent, field="trail_percent", label="trail percent")
+            if percent >= HUNDRED:
+                raise InvalidOrder("The trail percent must be below 100.", field="trail_percent")
+    return OrderTerms(
+        side=side,
+        type=type,
+        quantity=quantity,
+        time_in_force=time_in_force,
+        limit_price=limit,
+        stop_price=stop,
+        trail_amount=amount,
+        trail_percent=percent,
+    )
+
+
+def stock_check_tradable(stock: Stock) -> Decimal:
+    """The stock's quote, or StockNotTradable / NoQuote with the reason."""
+    if stock.delisted_at is not None:
+        raise StockNotTradable(
+            f"{stock.symbol} was delisted on {stock.delisted_at:%Y-%m-%d} and can no longer be traded."
+        )
+    if stock.halted:
+        reason = f": {stock.halt_reason}" if stock.halt_reason else "."
+        raise StockNotTradable(f"Trading in {stock.symbol} is halted{reason}")
+    if stock.last_price <= 0:
+        raise NoQuote(f"{stock.symbol} has no price yet; try again after the next tick.")
+    return stock.last_price
+
+
+@contextlib.contextmanager
+def _portfolio_errors() -> Iterator[None]:
+    """portfolio.services' refusals, as trading errors the order ticket shows."""
+    try:
+        yield
+    except portfolio_errors.InsufficientFunds as error:
+        raise InsufficientFunds(error.message) from error
+    except portfolio_errors.InsufficientShares as error:
+        raise InsufficientShares(error.message) from error
+
+
+# --- Triggers and reservations (pure) ------------------------------------------------
+
+
+def trailing_trigger(*, side: str, water: Decimal, terms: Order | OrderTerms) -> Decimal:
+    """A trailing stop's trigger for its water mark. Mirrors the tick's SQL (same rounding)."""
+    if side == Side.SELL:
+        if terms.trail_amount is not None:
+            trigger = water - terms.trail_amount
+        else:
+            trigger = water * (1 - terms.trail_percent / HUNDRED)
+        return max(fill_model.quantize_price(trigger), fill_model.PRICE_STEP)
+    if terms.trail_amount is not None:
+        return fill_model.quantize_price(water + terms.trail_amount)
+    return fill_model.quantize_price(water * (1 + terms.trail_percent / HUNDRED))
+
+
+def _arm(order: Order, *, quote: Decimal) -> None:
+    """Set what fires a resting order: its trigger price and direction."""
+    buy = order.side == Side.BUY
+    if order.type == OrderType.LIMIT or order.status == OrderStatus.TRIGGERED:
+        # A limit buys at or below its limit, sells at or above.
+        order.trigger_price = order.limit_price
+        order.trigger_when = TriggerWhen.FALL if buy else TriggerWhen.RISE
+    elif order.type in (OrderType.STOP, OrderType.STOP_LIMIT):
+        # A stop buys once the price rises to it, sells once it falls to it.
+        order.trigger_price = order.stop_price
+        order.trigger_when = TriggerWhen.RISE if buy else TriggerWhen.FALL
+    else:
+        if buy:
+            order.low_water = quote
+        else:
+            order.high_water = quote
+        order.trigger_price = trailing_trigger(side=order.side, water=quote, terms=order)
+        order.trigger_when = TriggerWhen.RISE if buy else TriggerWhen.FALL
+
+
+def buy_reservation_for(order: Order | OrderTerms, *, quote: Decimal) -> Decimal:
+    """The cash a resting buy holds: the most its fill can cost, fee included.
+
+    - limit and stop-limit: the limit (a limit fill is never above it);
+    - stop: the stop or the quote, whichever is higher, plus ORDER_PROTECTION_BAND;
+    - trailing: its first trigger (the highest it will ever be: a buy's trigger only
+      follows the price down), plus the band.
+    """
+    if order.type in (OrderType.LIMIT, OrderType.STOP_LIMIT):
+        ceiling = order.limit_price
+    elif order.type == OrderType.STOP:
+        ceiling = fill_model.protected_price(max(order.stop_price, quote))
+    elif order.type == OrderType.TRAILING_STOP:
+        trigger = trailing_trigger(side=Side.BUY, water=quote, terms=order)
+        ceiling = fill_model.protected_price(max(trigger, quote))
+    else:
+        ceiling = fill_model.market_fill_price(quote=quote, side=Side.BUY)
+    return fill_model.buy_reservation(price=ceiling, quantity=order.quantity)
+
+
+def order_fill_price(order: Order | OrderTerms, *, quote: Decimal) -> Decimal:
+    """What the order fills at against `quote` (limit orders never worse than the limit)."""
+    if order.type == OrderType.LIMIT or order.type == OrderType.STOP_LIMIT:
+        return fill_model.limit_fill_price(quote=quote, side=order.side, limit=order.limit_price)
+    return fill_model.market_fill_price(quote=quote, side=order.side)
+
+
+def session_close_after(moment: datetime) -> datetime:
+    """The next session close (SESSION_CLOSE_UTC) strictly after `moment`."""
+    moment = moment.astimezone(timezone.UTC)
+    close = moment.replace(
+        hour=settings.SESSION_CLOSE_UTC.hour,
+        minute=settings.SESSION_CLOSE_UTC.minute,
+        second=0,
+        microsecond=0,
+    )
+    return close if close > moment else close + timedelta(days=1)
+
+
+# --- Placing --------------------------------------------------------------------------
+
+
+def order_place(
+    *,
+    portfolio: Portfolio,
+    stock: Stock,
+    side: str,
+    type: str,
+    quantity: int,
+    limit_price: Decimal | None = None,
+    stop_price: Decimal | None = None,
+    trail_amount: Decimal | None = None,
+    trail_percent: Decimal | None = None,
+    time_in_force: str = TimeInForce.GTC,
+    idempotency_key: str,
+) -> Order:
+    """Place an order. A market order fills at once; the others rest, holding their
+    reservation, and fire at once if the market already satisfies them.
+
+    The same idempotency key on the same portfolio returns the order it made the first
+    time (whatever the other arguments say) and changes nothing.
+    """
+    terms = order_terms_validate(
+        side=side,
+        type=type,
+        quantity=quantity,
+        limit_price=limit_price,
+        stop_price=stop_price,
+        trail_amount=trail_amount,
+        trail_percent=trail_percent,
+        time_in_force=time_in_force,
+    )
+    key = (idempotency_key or "").strip()
+    if not key or len(key) > 64:
+        raise InvalidOrder("This ticket has expired; reload the page and try again.")
+
+    with transaction.atomic():
+        locked = portfolios_lock(portfolio_ids=[portfolio.pk])[portfolio.pk]
+        existing = Order.objects.filter(portfolio=locked, idempotency_key=key).first()
+        if existing is not None:
+            return existing
+        # A fresh read: the quote may have moved since the caller loaded the stock.
+        stock = Stock.objects.get(pk=stock.pk)
+        quote = stock_check_tradable(stock)
+        now = timezone.now()
+        order = Order(
+            portfolio=locked,
+            stock=stock,
+            side=terms.side,
+            type=terms.type,
+            quantity=terms.quantity,
+            limit_price=terms.limit_price,
+            stop_price=terms.stop_price,
+            trail_amount=terms.trail_amount,
+            trail_percent=terms.trail_percent,
+            time_in_force=terms.time_in_force,
+            idempotency_key=key,
+        )
+        if terms.type == OrderType.MARKET:
+            order.status = OrderStatus.PENDING
+            order.save()
+            with _portfolio_errors():
+                _execute(order, portfolio=locked, quote=quote, quote_at=stock.quoted_at)
+            return order
+
+        if (
+            terms.type == OrderType.TRAILING_STOP
+            and terms.side == Side.SELL
+            and terms.trail_amount is not None
+            and terms.trail_amount >= quote
+        ):
+            raise InvalidOrder(
+                f"A trail of {terms.trail_amount} is at or above {stock.symbol}'s price "
+                f"({quote}): the stop would sit at zero.",
+                field="trail_amount",
+            )
+        open_count = Order.objects.filter(portfolio=locked, status__in=OPEN_STATUSES).count()
+        if open_count >= settings.MAX_OPEN_ORDERS:
+            raise TooManyOpenOrders(
+                f"You have {open_count} open orders, the most allowed. "
+                "Cancel one before placing another."
+            )
+        _arm(order, quote=quote)
+        if terms.side == Side.BUY:
+            order.reserved_cash = buy_reservation_for(order, quote=quote)
+        else:
+            order.reserved_quantity = terms.quantity
+        with _portfolio_errors():
+            reservation_hold(
+                portfolio=locked,
+                stock=stock,
+                cash=order.reserved_cash,
+                quantity=order.reserved_quantity,
+            )
+        order.status = OrderStatus.OPEN
+        if terms.time_in_force == TimeInForce.DAY:
+            order.expires_at = session_close_after(now)
+        order.save()
+        # A stop whose condition already holds fires at once; so does a limit the
+        # market already satisfies (it fills at the quote, capped by the limit).
+        if order.fires_at(quote):
+            with _portfolio_errors():
+                _fire(order, portfolio=locked, quote=quote, quote_at=stock.quoted_at)
+        transaction.on_commit(partial(events.order_changed, order.pk))
+    return order
+
+
+# --- Firing and filling ---------------------------------------------------------------
+
+
+def _fire(
+    order: Order, *, portfolio: Portfolio, quote: Decimal, quote_at: datetime | None
+) -> Fill | None:
+    """The trigger of a resting order is satisfied by `quote`: fill it, or (a stop-limit
+    whose stop fired) turn it into a resting limit that may fill at once."""
+    if order.type == OrderType.STOP_LIMIT and order.status == OrderStatus.OPEN:
+        order.status = OrderStatus.TRIGGERED
+        order.triggered_at = timezone.now()
+        _arm(order, quote=quote)
+        order.save(
+            update_fields=["status", "triggered_at", "trigger_price", "trigger_when", "updated_at"]
+        )
+        if not order.fires_at(quote):
+            return None
+    if order.triggered_at is None:
+        order.triggered_at = timezone.now()
+    return _execute(order, portfolio=portfolio, quote=quote, quote_at=quote_at)
+
+
+def _execute(
+    order: Order, *, portfolio: Portfolio, quote: Decimal, quote_at: datetime | None
+) -> Fill:
+    """Fill the whole order against `quote` through the fill model, settle it and close it.
+    Raises portfolio's InsufficientFunds/InsufficientShares with nothing changed."""
+    price = order_fill_price(order, quote=quote)
+    amount = fill_model.notional(price=price, quantity=order.quantity)
+    fee = fill_model.commission(amount)
+    fill = Fill.objects.create(
+        order=order,
+        portfolio=portfolio,
+        stock=order.stock,
+        side=order.side,
+        quantity=order.quantity,
+        price=price,
+        fee=fee,
+        quote_price=quote,
+        quote_at=quote_at,
+    )
+    trade_settle(
+        portfolio=portfolio,
+        stock=order.stock,
+        side=order.side,
+        quantity=order.quantity,
+        price=price,
+        fee=fee,
+        reference=f"fill:{fill.pk}",
+        # One fill per order, ever: a second attempt is refused by the ledger.
+        idempotency_key=f"order:{order.pk}:fill",
+        release_cash=order.reserved_cash,
+        release_quantity=order.reserved_quantity,
+    )
+    order.status = OrderStatus.FILLED
+    order.reserved_cash = Decimal("0")
+    order.reserved_quantity = 0
+    order.trigger_price = None
+    order.trigger_when = ""
+    order.save()
+    transaction.on_commit(partial(events.fill_made, fill.pk))
+    return fill
+
+
+def order_fill(*, order_id: int, quote: Decimal, quote_at: datetime | None = None) -> Fill | None:
+    """Fire one resting order that a tick's price `quote` satisfies, in its own transaction.
+
+    The order row is taken with SKIP LOCKED: if another worker (or a cancel) holds it,
+    this one walks away, so no order is ever filled twice. The status and the trigger
+    are checked again under the lock. A buy whose fill would cost more than the cash it
+    reserved plus the free cash (the market gapped past the protection band) is
+    rejected and its reservation released. Returns the fill, or None.
+    """
+    with transaction.atomic():
+        order = (
+            Order.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("stock")
+            .filter(pk=order_id, status__in=OPEN_STATUSES)
+            .first()
+        )
+        if order is None or not order.fires_at(quote):
+            return None
+        if not order.stock.is_tradable:
+            return None
+        portfolio = portfolios_lock(portfolio_ids=[order.portfolio_id])[order.portfolio_id]
+        try:
+            with transaction.atomic():
+                fill = _fire(order, portfolio=portfolio, quote=quote, quote_at=quote_at)
+        except (portfolio_errors.InsufficientFunds, portfolio_errors.InsufficientShares) as error:
+            # The savepoint rolled back the fill; the Python objects may hold its
+            # half-applied values, so start again from the locked rows.
+            order.refresh_from_db()
+            portfolio = portfolios_lock(portfolio_ids=[order.portfolio_id])[order.portfolio_id]
+            _close(
+                order, portfolio=portfolio, status=OrderStatus.REJECTED, reason=error.message[:280]
+            )
+            logger.info("order %s rejected at trigger: %s", order.pk, error.message)
+            return None
+        transaction.on_commit(partial(events.order_changed, order.pk))
+        return fill
+
+
+# --- Cancelling and expiring -----------------------------------------------------------
+
+
+def _close(order: Order, *, portfolio: Portfolio, status: str, reason: str) -> None:
+    """Take a resting order off the book and give its reservation back."""
+    reservation_release(
+        portfolio=portfolio,
+        stock=order.stock,
+        cash=order.reserved_cash,
+        quantity=order.reserved_quantity,
+    )
+    order.status = status
+    order.reason = reason
+    order.reserved_cash = Decimal("0")
+    order.reserved_quantity = 0
+    order.trigger_price = None
+    order.trigger_when = ""
+    order.save()
+    transaction.on_commit(partial(events.order_changed, order.pk))
+
+
+def order_cancel(*, order: Order, by: object, reason: str = "") -> Order:
+    """Cancel a resting order and release what it reserved. `by` is who asked (the owner
+    or a moderator); OrderNotOpen if it already filled, expired or was cancelled."""
+    with transaction.atomic():
+        # Waits for a fill in progress on this order, then sees its outcome.
+        locked_order = (
+            Order.objects.select_for_update(of=("self",)).select_related("stock").get(pk=order.pk)
+        )
+        if not locked_order.is_open:
+            raise OrderNotOpen(
+                f"This order is already {locked_order.get_status_display().lower()}."
+            )
+        portfolio = portfolios_lock(portfolio_ids=[locked_order.portfolio_id])[
+            locked_order.portfolio_id
+        ]
+        owner_id = getattr(portfolio, "owner_id", None)
+        default = (
+            "Cancelled by you." if getattr(by, "pk", None) == owner_id else f"Cancelled by {by}."
+        )
+        _close(
+            locked_order,
+            portfolio=portfolio,
+            status=OrderStatus.CANCELLED,
+            reason=(reason or default)[:280],
+        )
+    return locked_order
+
+
+def orders_expire(*, now: datetime | None = None, batch: int = 500) -> int:
+    """Expire the DAY orders whose session closed by `now`, releasing their reservations.
+    Each in its own transaction; running it again does nothing more. Returns how many."""
+    now = now or timezone.now()
+    expired = 0
+    due = list(
+        Order.objects.filter(
+            status__in=OPEN_STATUSES, time_in_force=TimeInForce.DAY, expires_at__lte=now
+        )
+        .order_by("id")
+        .values_list("id", flat=True)[:batch]
+    )
+    for order_id in due:
+        with transaction.atomic():
+            order = (
+                Order.objects.select_for_update(skip_locked=True, of=("self",))
+                .select_related("stock")
+                .filter(pk=order_id, status__in=OPEN_STATUSES)
+                .first()
+            )
+            if order is None:
+                continue
+            portfolio = portfolios_lock(portfolio_ids=[order.portfolio_id])[order.portfolio_id]
+            close_at = timezone.localtime(order.expires_at, timezone.UTC)
+            _close(
+                order,
+                portfolio=portfolio,
+                status=OrderStatus.EXPIRED,
+                reason=f"Day order expired at the session close ({close_at:%H:%M} UTC).",
+            )
+            expired += 1
+    return expired
+
+
+# --- The tick ---------------------------------------------------------------------------
+
+
+TRAILING_FOLLOW_SQL = """
+WITH tick AS (
+    SELECT * FROM unnest(%(stock_ids)s::bigint[], %(prices)s::numeric[]) AS t(stock_id, price)
+), moved AS (
+    -- Lock in id order, so two overlapping ticks cannot deadlock on these rows.
+    SELECT o.id, tick.price
+    FROM trading_order o JOIN tick ON tick.stock_id = o.stock_id
+    WHERE o.status = 'open' AND o.type = 'trailing_stop'
+      AND ((o.side = 'sell' AND tick.price > o.high_water)
+        OR (o.side = 'buy' AND tick.price < o.low_water))
+    ORDER BY o.id
+    FOR UPDATE OF o
+)
+UPDATE trading_order o SET
+    high_water = CASE WHEN o.side = 'sell' THEN GREATEST(o.high_water, moved.price) ELSE o.high_water END,
+    low_water = CASE WHEN o.side = 'buy' THEN LEAST(o.low_water, moved.price) ELSE o.low_water END,
+    trigger_price = CASE
+        WHEN o.side = 'sell' AND o.trail_amount IS NOT NULL
+            THEN GREATEST(GREATEST(o.high_water, moved.price) - o.trail_amount, 0.0001)
+        WHEN o.side = 'sell'
+            THEN GREATEST(round(GREATEST(o.high_water, moved.price) * (1 - o.trail_percent / 100), 4), 0.0001)
+        WHEN o.trail_amount IS NOT NULL
+            THEN LEAST(o.low_water, moved.price) + o.trail_amount
+        ELSE round(LEAST(o.low_water, moved.price) * (1 + o.trail_percent / 100), 4)
+    END,
+    updated_at = now()
+FROM moved
+WHERE o.id = moved.id AND o.status = 'open'
+"""
+
+
+def trailing_stops_follow(*, prices: Mapping[int, Decimal]) -> int:
+    """Move the water marks (and triggers) of the trailing stops in the ticked stocks:
+    one UPDATE for the whole tick, touching only the orders whose mark moved."""
+    if not prices:
+        return 0
+    stock_ids = list(prices)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            TRAILING_FOLLOW_SQL,
+            {"stock_ids": stock_ids, "prices": [prices[stock_id] for stock_id in stock_ids]},
+        )
+        return cursor.rowcount
