@@ -91,6 +91,7 @@ TEMPLATES = [
                 "csp.context_processors.nonce",
                 "config.context_processors.site",
                 "market.context_processors.quotes_status",
+                "market.context_processors.quotes_status",
             ],
             # As in Django 6, {% partialdef %} / {% partial %} need no {% load %}.
             "builtins": ["template_partials.templatetags.partials"],

@@ -1,0 +1,381 @@
+"""The market's writes: applying quotes, running a tick, folding ticks into bars.
+
+The tick runs every few seconds over every listed stock, so nothing here loops over
+rows issuing statements: quotes go to PostgreSQL as arrays in one UPDATE, bars as
+arrays in one upsert per batch.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+from django.utils.module_loading import import_string
+
+from market import state
+from market.models import EventScope, EventSource, HistoryCursor, MarketEvent, Resolution, Stock
+from market.providers.base import GeneratedEvent, Listing, ProviderError, Quote
+from market.sessions import day_bar_start, session_date, session_start, slot_time
+from market.ticks import StockTick, TickResult
+
+logger = logging.getLogger(__name__)
+
+PRICE_STEP = Decimal("0.0001")
+FLUSH_CURSOR = "tick-stream"
+
+# Applies a whole tick in one statement. `n` holds, per quoted stock, the new price and
+# volume, whether the quote opens a new session (`roll`), and the previous close that
+# applies after it. A stock never quoted before takes its first price as its close.
+_APPLY_SQL = """
+UPDATE market_stock AS s SET
+    last_price = n.price,
+    previous_close = n.prev_close,
+    change = n.price - n.prev_close,
+    change_pct = round((n.price - n.prev_close) * 100 / n.prev_close, 4),
+    day_open = CASE WHEN n.roll OR s.day_open = 0 THEN n.price ELSE s.day_open END,
+    day_high = CASE WHEN n.roll OR s.day_high = 0 THEN n.price
+                    ELSE GREATEST(s.day_high, n.price) END,
+    day_low = CASE WHEN n.roll OR s.day_low = 0 THEN n.price ELSE LEAST(s.day_low, n.price) END,
+    volume = CASE WHEN n.roll THEN n.volume ELSE s.volume + n.volume END,
+    quoted_at = %(at)s
+FROM (
+    SELECT o.id, o.last_price AS old_price, u.price, u.volume, r.roll,
+           CASE WHEN r.roll AND o.last_price > 0 THEN o.last_price
+                WHEN NOT r.roll AND o.previous_close > 0 THEN o.previous_close
+                ELSE u.price END AS prev_close
+    FROM unnest(%(symbols)s::text[], %(prices)s::numeric[], %(volumes)s::bigint[])
+         AS u(symbol, price, volume)
+    JOIN market_stock o ON o.symbol = u.symbol
+    CROSS JOIN LATERAL (
+        SELECT (o.quoted_at IS NULL OR o.quoted_at < %(session_start)s) AS roll
+    ) AS r
+    WHERE o.delisted_at IS NULL AND (o.quoted_at IS NULL OR o.quoted_at < %(at)s)
+) AS n
+WHERE s.id = n.id
+RETURNING s.id, s.symbol, s.last_price, n.old_price, s.change, s.change_pct,
+          s.day_high, s.day_low, s.volume
+"""
+
+
+def quotes_apply(*, quotes: Iterable[Quote], at: datetime) -> list[StockTick]:
+    """Write a tick's quotes to the Stock rows, with change, change % and the day's
+    range and volume computed in the same statement. The first quote of a session
+    makes the last price the previous close and restarts the day's figures.
+
+    A quote no newer than the row's is ignored, so applying a tick twice counts its
+    volume once. Returns one StockTick per row written, moved or not."""
+    symbols: list[str] = []
+    prices: list[Decimal] = []
+    volumes: list[int] = []
+    for quote in quotes:
+        if quote.price <= 0:
+            logger.warning("quote for %s ignored: price %s", quote.symbol, quote.price)
+            continue
+        symbols.append(quote.symbol)
+        prices.append(quote.price.quantize(PRICE_STEP))
+        volumes.append(max(int(quote.volume), 0))
+    if not symbols:
+        return []
+    params = {
+        "symbols": symbols,
+        "prices": prices,
+        "volumes": volumes,
+        "at": at,
+        "session_start": session_start(at),
+    }
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(_APPLY_SQL, params)
+        rows = cursor.fetchall()
+    return [
+        StockTick(
+            stock_id=row[0],
+            symbol=row[1],
+            price=row[2],
+            previous_price=row[3],
+            change=row[4],
+            change_pct=row[5],
+            day_high=row[6],
+            day_low=row[7],
+            volume=row[8],
+        )
+        for row in rows
+    ]
+
+
+# --- shocks and events -----------------------------------------------------------
+
+
+def shocks_pending(*, at: datetime) -> list[MarketEvent]:
+    return list(
+        MarketEvent.objects.filter(shock_applied_at__isnull=True, published_at__lte=at)
+        .exclude(impact_pct=0)
+        .select_related("stock")
+        .order_by("published_at", "id")
+    )
+
+
+def shocks_expand(
+    *, events: Sequence[MarketEvent], listings: Sequence[Listing]
+) -> tuple[dict[str, Decimal], list[int]]:
+    """Per-symbol shocks in percent (several events on one symbol add up) and the ids
+    of the events they came from. A stock-level shock on a stock not quoted this tick
+    (halted) stays pending until it trades again."""
+    by_sector: dict[str, list[str]] = {}
+    quoted = set()
+    for listing in listings:
+        by_sector.setdefault(listing.sector, []).append(listing.symbol)
+        quoted.add(listing.symbol)
+    shocks: dict[str, Decimal] = {}
+    used: list[int] = []
+    for event in events:
+        if event.scope == EventScope.STOCK:
+            if event.stock is None or event.stock.symbol not in quoted:
+                continue
+            targets = [event.stock.symbol]
+        elif event.scope == EventScope.SECTOR:
+            targets = by_sector.get(event.sector, [])
+        else:
+            targets = list(quoted)
+        for symbol in targets:
+            shocks[symbol] = shocks.get(symbol, Decimal("0")) + event.impact_pct
+        used.append(event.id)
+    return shocks, used
+
+
+def events_record(*, generated: Sequence[GeneratedEvent], at: datetime) -> list[MarketEvent]:
+    """Store the news the provider made up to explain its moves (already priced in)."""
+    if not generated:
+        return []
+    symbols = {event.symbol for event in generated if event.symbol}
+    stock_ids = dict(Stock.objects.filter(symbol__in=symbols).values_list("symbol", "id"))
+    rows = []
+    for event in generated:
+        if event.symbol and event.symbol in stock_ids:
+            scope, stock_id, sector = EventScope.STOCK, stock_ids[event.symbol], ""
+        elif event.sector:
+            scope, stock_id, sector = EventScope.SECTOR, None, event.sector
+        else:
+            scope, stock_id, sector = EventScope.MARKET, None, ""
+        rows.append(
+            MarketEvent(
+                headline=event.headline[:200],
+                body=event.body,
+                scope=scope,
+                stock_id=stock_id,
+                sector=sector,
+                impact_pct=event.impact_pct.quantize(PRICE_STEP),
+                source=EventSource.SIMULATOR,
+                published_at=event.at or at,
+                shock_applied_at=at,
+            )
+        )
+    return MarketEvent.objects.bulk_create(rows)
+
+
+# --- the tick --------------------------------------------------------------------
+
+
+def listings_tradable() -> list[Listing]:
+    rows = Stock.objects.filter(delisted_at__isnull=True, halted=False).values_list(
+        "symbol", "sector", "last_price", "previous_close"
+    )
+    return [
+        Listing(symbol=symbol, sector=sector, last_price=last, previous_close=close)
+        for symbol, sector, last, close in rows
+    ]
+
+
+_failed_hooks: set[str] = set()
+
+
+def tick_hooks_call(result: TickResult) -> None:
+    """Call every hook in settings.MARKET_TICK_HOOKS. One that fails, or is not written
+    yet, is logged and the others still run: a broken broadcast must not stop orders
+    from triggering."""
+    for path in settings.MARKET_TICK_HOOKS:
+        try:
+            hook: Callable[[TickResult], object] = import_string(path)
+        except ImportError:
+            if path not in _failed_hooks:  # once per process, not every five seconds
+                _failed_hooks.add(path)
+                logger.warning("tick hook %s cannot be imported; skipped", path)
+            continue
+        try:
+            hook(result)
+        except Exception:
+            logger.exception("tick hook %s failed at slot %s", path, result.slot)
+
+
+def _tick_publish(result: TickResult, stream_ticks: list[tuple[int, Decimal, int]]) -> None:
+    try:
+        state.tick_publish(at=result.at, slot=result.slot, ticks=stream_ticks)
+    except Exception:
+        # The prices are committed; only this tick's share of the history is lost.
+        logger.exception("tick %s could not be appended to the stream", result.slot)
+    tick_hooks_call(result)
+
+
+def tick_run(*, slot: int) -> TickResult | None:
+    """One market tick for time slot `slot`: quotes from the provider (with pending
+    moderator shocks), applied to every listed, trading stock. The shocks are marked
+    applied in the same transaction as the prices. After the commit the tick goes to
+    the history stream and to the hooks. Returns None when the provider failed: the
+    pages then say since when quotes are delayed."""
+    from market.providers import get_provider
+
+    at = slot_time(slot)
+    listings = listings_tradable()
+    if not listings:
+        return TickResult(slot=slot, at=at, ticks=[])
+    pending = shocks_pending(at=at)
+    shocks, shock_event_ids = shocks_expand(events=pending, listings=listings)
+    try:
+        batch = get_provider().quotes(listings, at, shocks=shocks or None)
+    except ProviderError as error:
+        logger.warning("quotes unavailable at slot %s: %s", slot, error)
+        state.quotes_delayed_mark(timezone.now())
+        return None
+
+    volumes = {symbol: max(int(quote.volume), 0) for symbol, quote in batch.quotes.items()}
+    with transaction.atomic():
+        applied = quotes_apply(quotes=batch.quotes.values(), at=at)
+        if shock_event_ids:
+            MarketEvent.objects.filter(
+                id__in=shock_event_ids, shock_applied_at__isnull=True
+            ).update(shock_applied_at=at)
+        events_record(generated=batch.events, at=at)
+    # The stream holds every applied quote, moved or not: its volume still counts.
+    stream_ticks = [(tick.stock_id, tick.price, volumes.get(tick.symbol, 0)) for tick in applied]
+    result = TickResult(
+        slot=slot, at=at, ticks=[tick for tick in applied if tick.price != tick.previous_price]
+    )
+    transaction.on_commit(lambda: _tick_publish(result, stream_ticks))
+    return result
+
+
+# --- history -----------------------------------------------------------------------
+
+_MERGE_BARS_SQL = """
+INSERT INTO market_pricebar (stock_id, resolution, start, open, high, low, close, volume)
+SELECT u.stock_id, %(resolution)s, u.start, u.open, u.high, u.low, u.close, u.volume
+FROM unnest(%(stock_ids)s::bigint[], %(starts)s::timestamptz[], %(opens)s::numeric[],
+            %(highs)s::numeric[], %(lows)s::numeric[], %(closes)s::numeric[],
+            %(volumes)s::bigint[])
+     AS u(stock_id, start, open, high, low, close, volume)
+JOIN market_stock s ON s.id = u.stock_id
+ON CONFLICT (stock_id, resolution, start) DO UPDATE SET
+    high = GREATEST(market_pricebar.high, EXCLUDED.high),
+    low = LEAST(market_pricebar.low, EXCLUDED.low),
+    close = EXCLUDED.close,
+    volume = market_pricebar.volume + EXCLUDED.volume
+"""
+
+
+@dataclass
+class _BarFold:
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: int
+
+    def add(self, price: Decimal, volume: int) -> None:
+        if price > self.high:
+            self.high = price
+        if price < self.low:
+            self.low = price
+        self.close = price
+        self.volume += volume
+
+
+def _fold(entries: Sequence[state.StreamEntry]) -> tuple[dict, dict]:
+    minutes: dict[tuple[int, datetime], _BarFold] = {}
+    days: dict[tuple[int, date], _BarFold] = {}
+    for entry in entries:
+        minute = entry.at.replace(second=0, microsecond=0)
+        day = session_date(entry.at)
+        for tick in entry.ticks:
+            for folds, key in ((minutes, (tick.stock_id, minute)), (days, (tick.stock_id, day))):
+                bar = folds.get(key)
+                if bar is None:
+                    folds[key] = _BarFold(
+                        tick.price, tick.price, tick.price, tick.price, tick.volume
+                    )
+                else:
+                    bar.add(tick.price, tick.volume)
+    return minutes, days
+
+
+def bars_merge(*, resolution: str, bars: dict[tuple[int, datetime], _BarFold]) -> int:
+    """Merge folded bars into PriceBar: an existing bar keeps its open, widens its range,
+    takes the newer close and adds the volume. Callers pass each tick exactly once
+    (the flush cursor guarantees it), which is what makes the addition safe."""
+    if not bars:
+        return 0
+    keys = list(bars)
+    params = {
+        "resolution": resolution,
+        "stock_ids": [stock_id for stock_id, _ in keys],
+        "starts": [start for _, start in keys],
+        "opens": [bars[key].open for key in keys],
+        "highs": [bars[key].high for key in keys],
+        "lows": [bars[key].low for key in keys],
+        "closes": [bars[key].close for key in keys],
+        "volumes": [bars[key].volume for key in keys],
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_MERGE_BARS_SQL, params)
+        return cursor.rowcount
+
+
+@dataclass(frozen=True, slots=True)
+class FlushResult:
+    entries: int
+    ticks: int
+    minute_bars: int
+    day_bars: int
+    last_stream_id: str
+
+
+def _flush_batch(*, entries: Sequence[state.StreamEntry], expected_cursor: str) -> tuple[int, int]:
+    """Fold one batch of stream entries into minute and daily bars and advance the
+    cursor, all in one transaction: either the whole batch counts, or none of it."""
+    minutes, days = _fold(entries)
+    with transaction.atomic():
+        cursor = HistoryCursor.objects.select_for_update().get(name=FLUSH_CURSOR)
+        if cursor.last_stream_id != expected_cursor:
+            raise RuntimeError("another flush advanced the tick cursor; stopping this one")
+        minute_count = bars_merge(resolution=Resolution.MINUTE, bars=minutes)
+        day_count = bars_merge(
+            resolution=Resolution.DAY,
+            bars={(stock_id, day_bar_start(day)): bar for (stock_id, day), bar in days.items()},
+        )
+        cursor.last_stream_id = entries[-1].entry_id
+        cursor.save(update_fields=["last_stream_id", "updated_at"])
+    return minute_count, day_count
+
+
+def history_flush(*, batch_entries: int = 500) -> FlushResult:
+    """Fold the buffered ticks into 1-minute bars and roll them into daily bars, in
+    batches of stream entries, each committed with the cursor that records it. A
+    flush that dies halfway is rerun from the last committed batch: nothing is lost
+    and nothing counted twice. The stream is trimmed only after the commits."""
+    cursor, _ = HistoryCursor.objects.get_or_create(name=FLUSH_CURSOR)
+    last_id = cursor.last_stream_id
+    entries = ticks = minute_bars = day_bars = 0
+    for batch in state.stream_read_after(last_id, batch_entries=batch_entries):
+        minute_count, day_count = _flush_batch(entries=batch, expected_cursor=last_id)
+        last_id = batch[-1].entry_id
+        entries += len(batch)
+        ticks += sum(len(entry.ticks) for entry in batch)
+        minute_bars += minute_count
+        day_bars += day_count
+    if last_id != "0-0":
+        state.stream_trim_through(last_id)
+    return FlushResult(entries, ticks, minute_bars, day_bars, last_id)
