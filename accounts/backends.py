@@ -12,7 +12,11 @@ class HandleOrEmailBackend(ModelBackend):
     """Log in with either the handle or the email. Deleted and suspended players cannot."""
 
     def authenticate(
-        self, request: HttpRequest | None, username: str | None = None, password: str | None = None, **kwargs: Any
+        self,
+        request: HttpRequest | None,
+        username: str | None = None,
+        password: str | None = None,
+        **kwargs: Any,
     ) -> User | None:
         if not username or password is None:
             return None
@@ -35,3 +39,18 @@ class HandleOrEmailBackend(ModelBackend):
     def get_user(self, user_id: int) -> User | None:
         user = User.objects.filter(pk=user_id).first()
         return user if user is not None and self.user_can_authenticate(user) else None
+
+
+def axes_username(request: HttpRequest | None, credentials: dict[str, Any] | None) -> str:
+    """The name django-axes counts failed log-ins under: always the handle.
+
+    A player can log in by handle or by email; without this an attacker could get
+    twice the attempts by alternating the two.
+    """
+    identifier = str((credentials or {}).get("username") or "").strip()
+    if "@" in identifier:
+        handle = (
+            User.objects.filter(email__iexact=identifier).values_list("handle", flat=True).first()
+        )
+        return handle or identifier.lower()
+    return identifier.lower()

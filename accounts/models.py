@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from functools import cached_property
+
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.core.validators import RegexValidator
 from django.db import models
@@ -26,7 +28,9 @@ class UserManager(BaseUserManager["User"]):
         user.save(using=self._db)
         return user
 
-    def create_superuser(self, handle: str, email: str, password: str | None = None, **fields) -> User:
+    def create_superuser(
+        self, handle: str, email: str, password: str | None = None, **fields
+    ) -> User:
         fields.setdefault("is_staff", True)
         fields.setdefault("is_superuser", True)
         return self.create_user(handle, email, password, **fields)
@@ -37,6 +41,9 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     handle = models.CharField(
         max_length=30,
+        # Stored lowercased, so this equals the case-insensitive constraint below; it
+        # is here because Django's auth expects USERNAME_FIELD to be unique.
+        unique=True,
         validators=[handle_validator],
         help_text="The public user tag: 3-30 of a-z, 0-9 and _.",
     )
@@ -65,6 +72,11 @@ class User(AbstractBaseUser, PermissionsMixin):
             models.UniqueConstraint(Lower("email"), name="user_email_ci_unique"),
         ]
         indexes = [models.Index(fields=["date_joined"])]
+        # Named permissions that belong to accounts; accounts.roles gives them to roles.
+        permissions = [
+            ("suspend_user", "Can suspend and reactivate players"),
+            ("change_role", "Can change a player's role"),
+        ]
 
     def __str__(self) -> str:
         return f"@{self.handle}"
@@ -90,3 +102,51 @@ class User(AbstractBaseUser, PermissionsMixin):
     @property
     def can_log_in(self) -> bool:
         return self.is_active and not self.is_deleted and not self.is_suspended
+
+
+class UserSession(models.Model):
+    """One logged-in browser or device of a player, shown on the settings page.
+
+    It hangs off Django's own session row: deleting the session (log out, revoke,
+    expiry clean-up, key rotation) deletes this row with it, so the list never shows a
+    session that no longer works. Pages refer to it by `id`, never by session key.
+    """
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="sessions")
+    session = models.OneToOneField(
+        "sessions.Session", on_delete=models.CASCADE, related_name="tracking"
+    )
+    user_agent = models.CharField(max_length=512, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "-last_seen_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.user} on {self.device}"
+
+    @cached_property
+    def _parsed_agent(self):
+        from user_agents import parse
+
+        return parse(self.user_agent or "")
+
+    @property
+    def device(self) -> str:
+        """A person-readable device: "Chrome 120 on macOS 14 (desktop)"."""
+        agent = self._parsed_agent
+        if not self.user_agent:
+            return "Unknown device"
+        browser = f"{agent.browser.family} {agent.browser.version_string}".strip()
+        system = f"{agent.os.family} {agent.os.version_string}".strip()
+        if agent.is_mobile:
+            kind = "phone"
+        elif agent.is_tablet:
+            kind = "tablet"
+        elif agent.is_bot:
+            kind = "bot"
+        else:
+            kind = "desktop"
+        return f"{browser} on {system} ({kind})"

@@ -91,7 +91,6 @@ TEMPLATES = [
                 "csp.context_processors.nonce",
                 "config.context_processors.site",
                 "market.context_processors.quotes_status",
-                "market.context_processors.quotes_status",
             ],
             # As in Django 6, {% partialdef %} / {% partial %} need no {% load %}.
             "builtins": ["template_partials.templatetags.partials"],
@@ -168,7 +167,11 @@ PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.ScryptPasswordHasher",
 ]
 AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator",
+        # Our user has a handle and a display name, not Django's username/first/last name.
+        "OPTIONS": {"user_attributes": ("handle", "email", "display_name")},
+    },
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
@@ -305,7 +308,9 @@ FINNHUB_API_KEY = env("FINNHUB_API_KEY", default="")
 # (market.providers.base). Later steps (order triggers, live broadcast) plug in here.
 MARKET_TICK_HOOKS = env.list(
     "MARKET_TICK_HOOKS",
-    default=["trading.triggers.on_tick", "market.live.on_tick"],
+    # portfolio.live before market.live: a player's wallet reaches the web process just
+    # before the tick's prices, so both leave in one websocket frame.
+    default=["trading.triggers.on_tick", "portfolio.live.on_tick", "market.live.on_tick"],
 )
 MARKET_HISTORY_FLUSH_SECONDS = env.int("MARKET_HISTORY_FLUSH_SECONDS", default=300)
 

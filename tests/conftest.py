@@ -7,6 +7,9 @@ from django.core.cache import cache
 
 from tests.factories import UserFactory
 
+# The `browser_page` fixture (Playwright + Chromium) for browser tests.
+pytest_plugins = ["tests.browser_support"]
+
 
 @pytest.fixture(autouse=True)
 def _clear_cache():
