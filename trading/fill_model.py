@@ -44,7 +44,8 @@ def market_fill_price(*, quote: Decimal, side: str) -> Decimal:
     half_spread = quote * settings.FILL_HALF_SPREAD_BPS / BPS
     if side == BUY:
         return (quote + half_spread).quantize(PRICE_STEP, rounding=ROUND_CEILING)
-    return (quote - half_spread).quantize(PRICE_STEP, rounding=ROUND_FLOOR)
+    # Never to zero: a sale at a price of 0 is no sale (and the ledger refuses it).
+    return max((quote - half_spread).quantize(PRICE_STEP, rounding=ROUND_FLOOR), PRICE_STEP)
 
 
 def limit_fill_price(*, quote: Decimal, side: str, limit: Decimal) -> Decimal:

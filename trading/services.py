@@ -15,7 +15,7 @@ import contextlib
 import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from functools import partial
 
@@ -268,7 +268,7 @@ def order_fill_price(order: Order | OrderTerms, *, quote: Decimal) -> Decimal:
 
 def session_close_after(moment: datetime) -> datetime:
     """The next session close (SESSION_CLOSE_UTC) strictly after `moment`."""
-    moment = moment.astimezone(timezone.UTC)
+    moment = moment.astimezone(UTC)
     close = moment.replace(
         hour=settings.SESSION_CLOSE_UTC.hour,
         minute=settings.SESSION_CLOSE_UTC.minute,
@@ -560,7 +560,7 @@ def orders_expire(*, now: datetime | None = None, batch: int = 500) -> int:
             if order is None:
                 continue
             portfolio = portfolios_lock(portfolio_ids=[order.portfolio_id])[order.portfolio_id]
-            close_at = timezone.localtime(order.expires_at, timezone.UTC)
+            close_at = order.expires_at.astimezone(UTC)
             _close(
                 order,
                 portfolio=portfolio,
