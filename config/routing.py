@@ -1,7 +1,11 @@
-"""Websocket routes. The live consumer is added by the live-updates work."""
+"""Websocket routes: one socket per tab (DESIGN.md, "Live updates")."""
 
 from __future__ import annotations
 
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-websocket_urlpatterns: list = []
+from market.consumers import LiveConsumer
+
+websocket_urlpatterns = [
+    path("ws/live/", LiveConsumer.as_asgi()),
+]
