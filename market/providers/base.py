@@ -48,6 +48,7 @@ class GeneratedEvent:
     impact_pct: Decimal
     symbol: str | None = None
     sector: str | None = None  # None with symbol None: the whole market
+    at: datetime | None = None  # when it happened; None means "at the tick's time"
 
 
 @dataclass(slots=True)
@@ -80,4 +81,6 @@ class QuoteProvider(Protocol):
         sources ignore it)."""
         ...
 
-    def bars(self, symbol: str, start: datetime, end: datetime, resolution: Resolution) -> list[Bar]: ...
+    def bars(
+        self, symbol: str, start: datetime, end: datetime, resolution: Resolution
+    ) -> list[Bar]: ...
