@@ -15,7 +15,7 @@ caller's transaction then rolls back with it (see docs/portfolio.md).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Literal
 
@@ -519,3 +519,33 @@ def watchlist_remove(*, user: Any, stock: Stock) -> bool:
     """Stop watching `stock`; returns whether it was watched."""
     deleted, _ = WatchlistItem.objects.filter(watchlist__owner=user, stock=stock).delete()
     return bool(deleted)
+
+
+# --- Snapshots ------------------------------------------------------------------
+
+SNAPSHOT_SLOT_SECONDS = 300
+
+_SNAPSHOT_SQL = """
+INSERT INTO portfolio_networthsnapshot (portfolio_id, at, net_worth, cash)
+SELECT p.id, %s, ROUND(p.cash + COALESCE(SUM(pos.quantity * s.last_price), 0), 2), p.cash
+FROM portfolio_portfolio p
+LEFT JOIN portfolio_position pos ON pos.portfolio_id = p.id AND pos.quantity > 0
+LEFT JOIN market_stock s ON s.id = pos.stock_id
+GROUP BY p.id
+ON CONFLICT (portfolio_id, at) DO NOTHING
+"""
+
+
+def snapshot_slot(at: datetime) -> datetime:
+    """`at` rounded down to its snapshot slot, so a rerun inside the slot writes nothing."""
+    epoch = int(at.timestamp())
+    return datetime.fromtimestamp(epoch - epoch % SNAPSHOT_SLOT_SECONDS, tz=UTC)
+
+
+def net_worth_snapshot_take(*, at: datetime | None = None) -> int:
+    """Record every portfolio's net worth at the current slot in one INSERT ... SELECT.
+    Returns how many snapshots were written (0 when the slot was already taken)."""
+    slot = snapshot_slot(at or timezone.now())
+    with connection.cursor() as cursor:
+        cursor.execute(_SNAPSHOT_SQL, [slot])
+        return cursor.rowcount
