@@ -91,6 +91,7 @@ TEMPLATES = [
                 "csp.context_processors.nonce",
                 "config.context_processors.site",
                 "market.context_processors.quotes_status",
+                "portfolio.context_processors.wallet",
             ],
             # As in Django 6, {% partialdef %} / {% partial %} need no {% load %}.
             "builtins": ["template_partials.templatetags.partials"],
@@ -292,6 +293,12 @@ FILL_HALF_SPREAD_BPS = Decimal(env.str("FILL_HALF_SPREAD_BPS", default="2"))
 # DAY orders expire at this UTC time: the simulated market trades round the clock.
 SESSION_CLOSE_UTC = dtime.fromisoformat(env("SESSION_CLOSE_UTC", default="21:00"))
 OFFER_PRICE_BAND = Decimal(env.str("OFFER_PRICE_BAND", default="0.10"))
+# `manage.py reconcile` checks reserved cash and shares against what these hold: dotted
+# paths of functions returning {portfolio_id: (cash, {stock_id: quantity})}.
+RECONCILE_RESERVATION_SOURCES = env.list(
+    "RECONCILE_RESERVATION_SOURCES",
+    default=["trading.reconcile.order_reservations"],
+)
 # Stop and trailing buys reserve cash for the trigger price plus this fraction (a gap).
 ORDER_PROTECTION_BAND = Decimal(env.str("ORDER_PROTECTION_BAND", default="0.05"))
 
