@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
@@ -31,11 +30,11 @@ from decimal import Decimal
 from functools import lru_cache
 
 import numpy as np
-import redis
 from django.conf import settings
 
 from market.providers import news
 from market.providers.base import Bar, GeneratedEvent, Listing, Quote, QuoteBatch, Resolution
+from market.state import market_redis
 
 MINUTES_PER_DAY = 1440
 
@@ -440,22 +439,6 @@ def generate_history(
 
 
 # --- The live provider -------------------------------------------------------
-_redis_clients: dict[str, redis.Redis] = {}
-_redis_lock = threading.Lock()
-
-
-def market_redis() -> redis.Redis:
-    """One client (and connection pool) per process for REDIS_MARKET_URL."""
-    url = settings.REDIS_MARKET_URL
-    client = _redis_clients.get(url)
-    if client is None:
-        with _redis_lock:
-            client = _redis_clients.setdefault(
-                url, redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
-            )
-    return client
-
-
 # The carried state is one Redis hash with two fields: "names" (the entries, one per
 # line) and "state" (per entry three little-endian doubles: variance, unrounded price
 # for stocks, log move of news not yet priced in). Two bulk values instead of a field
