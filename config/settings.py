@@ -357,7 +357,10 @@ LOG_LEVEL = env("LOG_LEVEL", default="INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "config.logging.RequestIdFilter"}},
+    "filters": {
+        "request_id": {"()": "config.logging.RequestIdFilter"},
+        "task_id": {"()": "config.logging.TaskIdFilter"},
+    },
     "formatters": {
         "text": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
         "json": {
@@ -369,7 +372,7 @@ LOGGING = {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": LOG_FORMAT,
-            "filters": ["request_id"],
+            "filters": ["request_id", "task_id"],
         }
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},

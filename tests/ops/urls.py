@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from django.http import HttpRequest, HttpResponse
 from django.urls import path
 
@@ -14,4 +16,13 @@ def whoami(request: HttpRequest) -> HttpResponse:
     return HttpResponse(user.handle if user.is_authenticated else "anonymous")
 
 
-urlpatterns = [path("__ops__/whoami", whoami), *site_urlpatterns]
+def log_a_line(request: HttpRequest) -> HttpResponse:
+    logging.getLogger("bullpen.ops").warning("inside the view")
+    return HttpResponse("logged")
+
+
+urlpatterns = [
+    path("__ops__/whoami", whoami),
+    path("__ops__/log", log_a_line),
+    *site_urlpatterns,
+]
