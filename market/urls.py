@@ -1,7 +1,16 @@
 from __future__ import annotations
 
-from django.urls import path  # noqa: F401
+from django.urls import path, re_path
+
+from market import views
 
 app_name = "market"
 
-urlpatterns: list = []
+SYMBOL = r"(?P<symbol>[A-Za-z0-9.\-]{1,12})"
+
+urlpatterns = [
+    path("market/", views.index, name="index"),
+    path("market/sectors/", views.sectors, name="sectors"),
+    re_path(rf"^stocks/{SYMBOL}/$", views.stock, name="stock"),
+    re_path(rf"^stocks/{SYMBOL}/chart\.json$", views.chart_json, name="chart"),
+]

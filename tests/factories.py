@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
 import factory
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 
 PASSWORD = "correct-horse-battery-9"
 
@@ -22,3 +26,47 @@ class UserFactory(factory.django.DjangoModelFactory):
     def _save(obj, create, extracted, **kwargs):  # noqa: N805
         if create:
             obj.save()
+
+
+# --- market ------------------------------------------------------------------------
+
+
+class StockFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "market.Stock"
+        django_get_or_create = ("symbol",)
+
+    symbol = factory.Sequence(lambda n: f"S{n:03d}")
+    name = factory.LazyAttribute(lambda stock: f"{stock.symbol.title()} Holdings")
+    sector = "technology"
+    industry = "Software"
+    last_price = Decimal("100.0000")
+    previous_close = factory.LazyAttribute(lambda stock: stock.last_price)
+    day_open = factory.LazyAttribute(lambda stock: stock.last_price)
+    day_high = factory.LazyAttribute(lambda stock: stock.last_price)
+    day_low = factory.LazyAttribute(lambda stock: stock.last_price)
+
+
+class PriceBarFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "market.PriceBar"
+
+    stock = factory.SubFactory(StockFactory)
+    resolution = "1d"
+    start = factory.Sequence(lambda n: datetime(2024, 1, 1, tzinfo=UTC) + timedelta(days=n))
+    open = Decimal("100")
+    high = Decimal("101")
+    low = Decimal("99")
+    close = Decimal("100.5")
+    volume = 1000
+
+
+class MarketEventFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "market.MarketEvent"
+
+    headline = factory.Sequence(lambda n: f"Market news {n}")
+    body = "Details."
+    scope = "market"
+    source = "simulator"
+    published_at = factory.LazyFunction(timezone.now)
