@@ -311,6 +311,14 @@ MARKET_TICK_SECONDS = env.int(
 MARKET_REPLAY_SPEED = env.float("MARKET_REPLAY_SPEED", default=60.0)
 MARKET_MAX_JUMP = Decimal(env.str("MARKET_MAX_JUMP", default="0.25"))
 FINNHUB_API_KEY = env("FINNHUB_API_KEY", default="")
+# The real quote sources' HTTP client (market/providers/http_client.py).
+MARKET_HTTP_TIMEOUT = env.float("MARKET_HTTP_TIMEOUT", default=5.0)
+MARKET_HTTP_RETRIES = env.int("MARKET_HTTP_RETRIES", default=2)
+MARKET_HTTP_BACKOFF = env.float("MARKET_HTTP_BACKOFF", default=0.5)
+MARKET_BREAKER_FAILURES = env.int("MARKET_BREAKER_FAILURES", default=5)
+MARKET_BREAKER_OPEN_SECONDS = env.float("MARKET_BREAKER_OPEN_SECONDS", default=60.0)
+MARKET_YAHOO_BUDGET_PER_MINUTE = env.int("MARKET_YAHOO_BUDGET_PER_MINUTE", default=60)
+MARKET_FINNHUB_BUDGET_PER_MINUTE = env.int("MARKET_FINNHUB_BUDGET_PER_MINUTE", default=55)
 # Called in order after each tick's prices are committed, each with the TickResult
 # (market.providers.base). Later steps (order triggers, live broadcast) plug in here.
 MARKET_TICK_HOOKS = env.list(
