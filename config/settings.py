@@ -210,6 +210,8 @@ SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
 # No script reads the CSRF cookie: base.html hands htmx the token through hx-headers.
 CSRF_COOKIE_HTTPONLY = True
+# Order tickets posted (review + confirm) per player.
+RATELIMIT_ORDERS_USER = env("RATELIMIT_ORDERS_USER", default="120/m")
 
 # --- Security (production flips these on through the environment) --------
 SECURE = env.bool("SECURE", default=False)
