@@ -135,11 +135,12 @@ class UserSession(models.Model):
 
     @property
     def device(self) -> str:
-        """A person-readable device: "Chrome 120 on macOS 14 (desktop)"."""
+        """A person-readable device: "Chrome 120 on Mac OS X 10.15.7 (desktop)"."""
         agent = self._parsed_agent
         if not self.user_agent:
             return "Unknown device"
-        browser = f"{agent.browser.family} {agent.browser.version_string}".strip()
+        major = agent.browser.version[0] if agent.browser.version else ""
+        browser = f"{agent.browser.family} {major}".strip()
         system = f"{agent.os.family} {agent.os.version_string}".strip()
         if agent.is_mobile:
             kind = "phone"

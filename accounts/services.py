@@ -153,23 +153,24 @@ def session_track(*, user: User, session_key: str, user_agent: str, ip: str | No
     """Record that a session was just used (the tracking middleware calls this)."""
     now = timezone.now()
     try:
-        with transaction.atomic():
-            UserSession.objects.update_or_create(
-                session_id=session_key,
-                defaults={
-                    "user": user,
-                    "user_agent": (user_agent or "")[:512],
-                    "ip": ip or None,
-                    "last_seen_at": now,
-                },
-                create_defaults={
-                    "user": user,
-                    "user_agent": (user_agent or "")[:512],
-                    "ip": ip or None,
-                    "created_at": now,
-                    "last_seen_at": now,
-                },
-            )
+        # update_or_create runs in its own transaction; the deferred foreign key to the
+        # session is checked when it commits, inside this try.
+        UserSession.objects.update_or_create(
+            session_id=session_key,
+            defaults={
+                "user": user,
+                "user_agent": (user_agent or "")[:512],
+                "ip": ip or None,
+                "last_seen_at": now,
+            },
+            create_defaults={
+                "user": user,
+                "user_agent": (user_agent or "")[:512],
+                "ip": ip or None,
+                "created_at": now,
+                "last_seen_at": now,
+            },
+        )
     except IntegrityError:
         # The session was ended (by another tab or a revoke) while this request ran.
         logger.info("session ended before it could be tracked")

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.db import connections
 
 CHROMIUM = Path(os.environ.get("BROWSER_TEST_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
@@ -63,6 +64,11 @@ def browser_page(live_server: Any) -> Iterator[Any]:
             context.close()
             browser.close()
     finally:
+        # While Playwright runs, the test body's ORM calls get their own database
+        # connection (Django keys connections by context, and Playwright switches it).
+        # Close it here, in that context, or it outlives the test and blocks the
+        # test database's teardown.
+        connections.close_all()
         playwright.stop()
         if previous is None:
             os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
