@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 
 import pytest
+from django.conf import settings as live_settings
 
 from config import metrics
 from config.metrics import (
@@ -184,3 +188,35 @@ def test_a_redis_outage_loses_the_figure_but_not_the_caller(client, settings, mo
     text = scrape(client)
     assert sample(text, "bullpen_metrics_store_up") == 0.0
     assert "bullpen_open_websockets" in text
+
+
+def test_a_figure_counted_in_another_process_shows_on_this_ones_scrape(client):
+    # The worker and the web are separate processes: what the worker counts must
+    # appear on the web's /metrics.
+    series = 'bullpen_orders_filled_total{side="sell",type="stop"}'
+    before = sample(scrape(client), series)
+    script = (
+        "import django, os; os.environ['DJANGO_SETTINGS_MODULE'] = 'config.settings'; "
+        "django.setup(); from config.metrics import ORDERS_FILLED; "
+        "ORDERS_FILLED.labels(type='stop', side='sell').inc(4)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=live_settings.BASE_DIR,
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert sample(scrape(client), series) == before + 4
+
+
+def test_probes_and_scrapes_are_not_redirected_to_https(client, settings):
+    settings.SECURE_SSL_REDIRECT = True
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/readyz").status_code == 200
+    assert client.get("/metrics", REMOTE_ADDR="127.0.0.1").status_code == 200
+    login = client.get("/accounts/login/")
+    assert login.status_code == 301
+    assert login["Location"].startswith("https://")
