@@ -7,6 +7,8 @@ from decimal import Decimal
 from django.db import models
 from django.db.models import F, Q
 
+from trading import fill_model
+
 PRICE = {"max_digits": 14, "decimal_places": 4}
 CASH = {"max_digits": 18, "decimal_places": 2}
 MAX_QUANTITY = 10**9
@@ -212,7 +214,7 @@ class Fill(models.Model):
 
     @property
     def notional(self) -> Decimal:
-        return (self.price * self.quantity).quantize(Decimal("0.01"))
+        return fill_model.notional(price=self.price, quantity=self.quantity)
 
     @property
     def spread_cost(self) -> Decimal:
@@ -222,7 +224,7 @@ class Fill(models.Model):
             if self.side == Side.BUY
             else self.quote_price - self.price
         )
-        return (per_share * self.quantity).quantize(Decimal("0.01"))
+        return fill_model.quantize_cash(per_share * self.quantity)
 
     @property
     def total(self) -> Decimal:

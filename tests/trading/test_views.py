@@ -295,3 +295,10 @@ def test_another_players_order_is_a_404(trader, stock):
     assert trader.get(f"/orders/{order.pk}/cancel/").status_code == 404
     assert trader.post(f"/orders/{order.pk}/cancel/").status_code == 404
     assert Order.objects.get(pk=order.pk).status == "open"
+
+
+def test_the_stock_page_carries_the_ticket(trader):
+    response = trader.get("/stocks/AAPL/")
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert 'id="order-ticket"' in body and "Review order" in body
