@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -379,3 +379,79 @@ def history_flush(*, batch_entries: int = 500) -> FlushResult:
     if last_id != "0-0":
         state.stream_trim_through(last_id)
     return FlushResult(entries, ticks, minute_bars, day_bars, last_id)
+
+
+# --- bulk bar writes (seeding, imports) --------------------------------------------
+
+BarRow = tuple[int, str, datetime, Decimal, Decimal, Decimal, Decimal, int]
+
+_BAR_COLUMNS = "stock_id, resolution, start, open, high, low, close, volume"
+
+
+def bars_write(*, rows: Iterable[BarRow], replace: bool) -> tuple[int, int]:
+    """Write many bars at once: COPY into a temporary table, then one INSERT ... ON
+    CONFLICT. `replace` overwrites bars that exist (an import is the source of truth
+    for its days); otherwise existing bars are kept (seeding twice changes nothing).
+    Returns (inserted, updated)."""
+    conflict = (
+        "DO UPDATE SET open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low, "
+        "close = EXCLUDED.close, volume = EXCLUDED.volume"
+        if replace
+        else "DO NOTHING"
+    )
+    with transaction.atomic(), connection.cursor() as cursor:
+        # Dropped at commit; dropped here too for a second load in the same transaction.
+        cursor.execute("DROP TABLE IF EXISTS market_bar_load")
+        cursor.execute(
+            "CREATE TEMPORARY TABLE market_bar_load "
+            "(LIKE market_pricebar INCLUDING DEFAULTS) ON COMMIT DROP"
+        )
+        cursor.execute("ALTER TABLE market_bar_load DROP COLUMN id")
+        with cursor.cursor.copy(f"COPY market_bar_load ({_BAR_COLUMNS}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        # Only module constants are interpolated here.
+        insert = (
+            f"INSERT INTO market_pricebar ({_BAR_COLUMNS}) "  # noqa: S608
+            f"SELECT {_BAR_COLUMNS} FROM market_bar_load ORDER BY stock_id, resolution, start "
+            f"ON CONFLICT (stock_id, resolution, start) {conflict} "
+            "RETURNING (xmax = 0)"
+        )
+        cursor.execute(insert)
+        outcomes = [inserted for (inserted,) in cursor.fetchall()]
+    inserted = sum(1 for outcome in outcomes if outcome)
+    return inserted, len(outcomes) - inserted
+
+
+def quote_set_from_bars(*, stock_ids: Sequence[int]) -> int:
+    """Give stocks that were never quoted a quote from their newest daily bar (the day's
+    figures) and the one before (the previous close), so seeded or imported stocks show
+    sensible prices before the first tick. Stocks already quoted are left alone."""
+    if not stock_ids:
+        return 0
+    sql = """
+    UPDATE market_stock AS s SET
+        last_price = b.close,
+        previous_close = COALESCE(b.prev_close, b.open),
+        change = b.close - COALESCE(b.prev_close, b.open),
+        change_pct = round((b.close - COALESCE(b.prev_close, b.open)) * 100
+                           / COALESCE(b.prev_close, b.open), 4),
+        day_open = b.open, day_high = b.high, day_low = b.low, volume = b.volume,
+        quoted_at = b.quoted_at
+    FROM (
+        SELECT DISTINCT ON (stock_id) stock_id, open, high, low, close, volume,
+               lag(close) OVER (PARTITION BY stock_id ORDER BY start) AS prev_close,
+               start + %(close)s - interval '1 second' AS quoted_at
+        FROM market_pricebar
+        WHERE resolution = '1d' AND stock_id = ANY(%(ids)s)
+        ORDER BY stock_id, start DESC
+    ) AS b
+    WHERE s.id = b.stock_id AND s.quoted_at IS NULL
+    """
+    with transaction.atomic(), connection.cursor() as cursor:
+        # The quote time is the last second of the bar's session, so the first live
+        # tick after it starts a new day and rolls the close.
+        close = settings.SESSION_CLOSE_UTC
+        offset = timedelta(hours=close.hour, minutes=close.minute, seconds=close.second)
+        cursor.execute(sql, {"ids": list(stock_ids), "close": offset})
+        return cursor.rowcount
