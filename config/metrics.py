@@ -31,6 +31,7 @@ from contextlib import contextmanager
 from functools import lru_cache
 
 import redis
+from celery.signals import task_postrun, task_prerun
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
 from django.views.decorators.cache import never_cache
@@ -282,12 +283,48 @@ OFFERS_SETTLED = SharedCounter(
 )
 SIGNUPS = SharedCounter("bullpen_signups_total", "Accounts created.")
 
+TASKS = SharedCounter(
+    "bullpen_tasks_total",
+    "Celery tasks finished, by task name and outcome (succeeded, failed, retried).",
+    ["task", "outcome"],
+)
+TASK_DURATION = SharedHistogram(
+    "bullpen_task_duration_seconds",
+    "Time a Celery task ran, by task name.",
+    ["task"],
+    buckets=(0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0),
+)
+
 # Per web process (memory): each daphne process reports its own.
 OPEN_WEBSOCKETS = Gauge(
     "bullpen_open_websockets", "Websocket connections open on this web process."
 )
 
 REGISTRY.register(SharedMetricsCollector())
+
+
+# --- Every Celery task, counted through Celery's signals ---------------------------
+# The worker imports this module at start (CELERY_IMPORTS), before it forks its pool.
+_task_started: dict[str, float] = {}
+_OUTCOMES = {"SUCCESS": "succeeded", "FAILURE": "failed", "RETRY": "retried"}
+
+
+def _task_prerun(*, task_id: str, **kwargs: object) -> None:
+    _task_started[task_id] = time.perf_counter()
+
+
+def _task_postrun(
+    *, task_id: str, task: object, state: str | None = None, **kwargs: object
+) -> None:
+    started = _task_started.pop(task_id, None)
+    name = getattr(task, "name", "unknown")
+    TASKS.labels(task=name, outcome=_OUTCOMES.get(state or "", "other")).inc()
+    if started is not None:
+        TASK_DURATION.labels(task=name).observe(time.perf_counter() - started)
+
+
+task_prerun.connect(_task_prerun, weak=False)
+task_postrun.connect(_task_postrun, weak=False)
 
 
 # --- The /metrics view ----------------------------------------------------------

@@ -11,6 +11,7 @@ import pytest
 from django.conf import settings as live_settings
 
 from config import metrics
+from config.celery import app
 from config.metrics import (
     OPEN_WEBSOCKETS,
     ORDERS_PLACED,
@@ -35,6 +36,8 @@ BUSINESS_METRICS = [
     "bullpen_offers_created_total",
     "bullpen_offers_settled_total",
     "bullpen_signups_total",
+    "bullpen_tasks_total",
+    "bullpen_task_duration_seconds",
     "bullpen_open_websockets",
     "bullpen_metrics_store_up",
 ]
@@ -220,3 +223,24 @@ def test_probes_and_scrapes_are_not_redirected_to_https(client, settings):
     login = client.get("/accounts/login/")
     assert login.status_code == 301
     assert login["Location"].startswith("https://")
+
+
+@app.task(name="ops.metrics_probe")
+def metrics_probe(fail: bool = False) -> str:
+    if fail:
+        raise RuntimeError("probe failed on purpose")
+    return "ok"
+
+
+def test_every_celery_task_is_counted_by_outcome_with_its_duration(client):
+    ok = 'bullpen_tasks_total{outcome="succeeded",task="ops.metrics_probe"}'
+    failed = 'bullpen_tasks_total{outcome="failed",task="ops.metrics_probe"}'
+    timed = 'bullpen_task_duration_seconds_count{task="ops.metrics_probe"}'
+    text = scrape(client)
+    before = {series: sample(text, series) for series in (ok, failed, timed)}
+    metrics_probe.apply()
+    metrics_probe.apply(kwargs={"fail": True})
+    text = scrape(client)
+    assert sample(text, ok) == before[ok] + 1
+    assert sample(text, failed) == before[failed] + 1
+    assert sample(text, timed) == before[timed] + 2
