@@ -53,6 +53,13 @@ def make_client(
     )
 
 
+def trip(client: GuardedClient) -> None:
+    """Fail as many calls in a row as it takes to open the circuit (3 here)."""
+    for _ in range(3):
+        with pytest.raises(ProviderError, match="HTTP 500"):
+            client.get_json(PATH)
+
+
 def test_a_server_error_is_retried_with_growing_backoff_until_it_succeeds(clock, sleeps, caplog):
     source = RecordedSource().on(PATH, (500, None), (503, None), OK)
     client = make_client(source, clock, sleeps)
@@ -153,9 +160,7 @@ def test_the_circuit_opens_after_repeated_failures_and_then_rejects_without_send
 ):
     source = RecordedSource().on(PATH, (500, None))
     client = make_client(source, clock, sleeps, retries=0)
-    for _ in range(3):
-        with pytest.raises(ProviderError, match="HTTP 500"):
-            client.get_json(PATH)
+    trip(client)
     assert "circuit open" in caplog.text
     sent = source.count(PATH)
     started = time.monotonic()
@@ -168,9 +173,7 @@ def test_the_circuit_opens_after_repeated_failures_and_then_rejects_without_send
 def test_the_circuit_is_shared_by_every_worker(clock, sleeps):
     failing = RecordedSource().on(PATH, (500, None))
     worker_one = make_client(failing, clock, sleeps, retries=0)
-    for _ in range(3):
-        with pytest.raises(ProviderError):
-            worker_one.get_json(PATH)
+    trip(worker_one)
     healthy = RecordedSource().on(PATH, OK)
     worker_two = make_client(healthy, clock, sleeps)
     with pytest.raises(CircuitOpen):
@@ -181,9 +184,7 @@ def test_the_circuit_is_shared_by_every_worker(clock, sleeps):
 def test_after_the_open_period_one_probe_closes_the_circuit_when_it_succeeds(clock, sleeps):
     source = RecordedSource().on(PATH, (500, None), (500, None), (500, None), OK)
     client = make_client(source, clock, sleeps, retries=0)
-    for _ in range(3):
-        with pytest.raises(ProviderError):
-            client.get_json(PATH)
+    trip(client)
     clock.advance(59)
     with pytest.raises(CircuitOpen):
         client.get_json(PATH)
@@ -196,9 +197,7 @@ def test_after_the_open_period_one_probe_closes_the_circuit_when_it_succeeds(clo
 def test_a_failed_probe_opens_the_circuit_again_at_once(clock, sleeps):
     source = RecordedSource().on(PATH, (500, None))
     client = make_client(source, clock, sleeps, retries=0)
-    for _ in range(3):
-        with pytest.raises(ProviderError):
-            client.get_json(PATH)
+    trip(client)
     clock.advance(61)
     with pytest.raises(ProviderError, match="HTTP 500"):
         client.get_json(PATH)  # the probe fails...
@@ -210,9 +209,7 @@ def test_a_failed_probe_opens_the_circuit_again_at_once(clock, sleeps):
 def test_only_one_probe_at_a_time_while_half_open(clock, sleeps):
     source = RecordedSource().on(PATH, (500, None))
     client = make_client(source, clock, sleeps, retries=0)
-    for _ in range(3):
-        with pytest.raises(ProviderError):
-            client.get_json(PATH)
+    trip(client)
     clock.advance(61)
     client.breaker.admit()  # a worker takes the probe...
     with pytest.raises(CircuitOpen):
