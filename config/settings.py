@@ -214,6 +214,8 @@ CSRF_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_HTTPONLY = True
 # Order tickets posted (review + confirm) per player.
 RATELIMIT_ORDERS_USER = env("RATELIMIT_ORDERS_USER", default="120/m")
+# Offers made or countered (review + confirm) per player.
+RATELIMIT_OFFERS_USER = env("RATELIMIT_OFFERS_USER", default="30/m")
 
 # --- Security (production flips these on through the environment) --------
 SECURE = env.bool("SECURE", default=False)
@@ -297,11 +299,22 @@ FILL_HALF_SPREAD_BPS = Decimal(env.str("FILL_HALF_SPREAD_BPS", default="2"))
 # DAY orders expire at this UTC time: the simulated market trades round the clock.
 SESSION_CLOSE_UTC = dtime.fromisoformat(env("SESSION_CLOSE_UTC", default="21:00"))
 OFFER_PRICE_BAND = Decimal(env.str("OFFER_PRICE_BAND", default="0.10"))
+# Collusion signals (trading.collusion): trades between the same two players within
+# this many days; this many returns make a round-trip flag; this many takes all at
+# the band's edge (this fraction of OFFER_PRICE_BAND from the quote) favouring one
+# player make a one-way flag.
+COLLUSION_WINDOW_DAYS = env.int("COLLUSION_WINDOW_DAYS", default=7)
+COLLUSION_ROUND_TRIPS = env.int("COLLUSION_ROUND_TRIPS", default=3)
+COLLUSION_ONE_WAY_TAKES = env.int("COLLUSION_ONE_WAY_TAKES", default=3)
+COLLUSION_EDGE_FRACTION = Decimal(env.str("COLLUSION_EDGE_FRACTION", default="0.8"))
 # `manage.py reconcile` checks reserved cash and shares against what these hold: dotted
 # paths of functions returning {portfolio_id: (cash, {stock_id: quantity})}.
 RECONCILE_RESERVATION_SOURCES = env.list(
     "RECONCILE_RESERVATION_SOURCES",
-    default=["trading.reconcile.order_reservations"],
+    default=[
+        "trading.reconcile.order_reservations",
+        "trading.offer_reconcile.offer_reservations",
+    ],
 )
 # Stop and trailing buys reserve cash for the trigger price plus this fraction (a gap).
 ORDER_PROTECTION_BAND = Decimal(env.str("ORDER_PROTECTION_BAND", default="0.05"))
