@@ -16,6 +16,7 @@ token or both send the half-open probe.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -156,6 +157,22 @@ class CircuitBreaker:
         return open_until is not None and self.clock() < float(open_until)
 
 
+def _new_client(
+    base_url: str, seconds: float, transport: httpx.BaseTransport | None = None
+) -> httpx.Client:
+    return httpx.Client(
+        base_url=base_url,
+        timeout=httpx.Timeout(seconds, connect=min(seconds, 3.0)),
+        transport=transport,
+        follow_redirects=True,
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def _shared_client(base_url: str, seconds: float) -> httpx.Client:
+    return _new_client(base_url, seconds)
+
+
 class GuardedClient:
     """GET JSON from one provider through the breaker, the budget and retries."""
 
@@ -178,13 +195,14 @@ class GuardedClient:
         self.retries = settings.MARKET_HTTP_RETRIES if retries is None else retries
         self.backoff = settings.MARKET_HTTP_BACKOFF if backoff is None else backoff
         self.sleep = sleep
-        self.http = httpx.Client(
-            base_url=base_url,
-            timeout=httpx.Timeout(seconds, connect=min(seconds, 3.0)),
-            headers={"User-Agent": USER_AGENT, "Accept": "application/json", **(headers or {})},
-            transport=transport,
-            follow_redirects=True,
-        )
+        self.headers = {"User-Agent": USER_AGENT, "Accept": "application/json", **(headers or {})}
+        # get_provider() runs every tick: sharing one pooled client per source and
+        # process reuses connections and leaves none behind. A test's transport gets
+        # a client of its own.
+        if transport is None:
+            self.http = _shared_client(base_url, seconds)
+        else:
+            self.http = _new_client(base_url, seconds, transport)
         self.budget = RequestBudget(provider, budget_per_minute, clock)
         self.breaker = CircuitBreaker(
             provider,
@@ -231,7 +249,7 @@ class GuardedClient:
             with attempt:
                 self.budget.take()  # every attempt is a request the source counts
                 try:
-                    response = self.http.get(path, params=params)
+                    response = self.http.get(path, params=params, headers=self.headers)
                 except httpx.TransportError as error:  # connect errors and timeouts
                     raise _Retryable(f"{type(error).__name__}: {error}") from error
                 if response.status_code >= 500 or response.status_code == 429:
@@ -248,6 +266,3 @@ class GuardedClient:
             error,
             state.next_action.sleep if state.next_action else 0.0,
         )
-
-    def close(self) -> None:
-        self.http.close()

@@ -140,3 +140,7 @@ def test_a_source_that_is_down_is_not_asked_for_every_symbol():
     with pytest.raises(ProviderError, match="HTTP 503"):
         yahoo(source).quotes([listing("AAPL", "238"), listing("MSFT", "390")], AT)
     assert source.count(MSFT) == 0
+
+
+def test_providers_made_each_tick_share_one_connection_pool():
+    assert YahooProvider().client.http is YahooProvider().client.http
