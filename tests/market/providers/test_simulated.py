@@ -192,3 +192,12 @@ def test_history_bars_are_consistent_candles():
         assert all(a.close == b.open for a, b in zip(bars, bars[1:], strict=False))
     assert events, "250 days of 8 stocks should have some news"
     assert all(start <= e.at <= start + timedelta(days=250) for e in events)
+
+
+def test_bars_of_one_symbol_are_a_made_up_but_repeatable_history():
+    provider = SimulatedProvider(seed=9, tick_seconds=5)
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    bars = provider.bars("SOLO", start, start + timedelta(days=30), "1d")
+    assert len(bars) == 30 and all(b.low > 0 for b in bars)
+    assert bars[0].open == simulated.initial_price("SOLO", 9)
+    assert bars == provider.bars("SOLO", start, start + timedelta(days=30), "1d")
