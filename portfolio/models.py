@@ -43,6 +43,8 @@ class Portfolio(models.Model):
     previous_login_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        # Staff: cash changes only through a ledger adjustment (portfolio.services.cash_adjust).
+        permissions = [("adjust_cash", "Can adjust a player's cash")]
         constraints = [
             models.CheckConstraint(
                 condition=Q(reserved_cash__gte=0), name="portfolio_reserved_cash_not_negative"

@@ -200,9 +200,27 @@ class AllocationSlice:
     label: str
     value: Decimal
     pct: Decimal
+    color: str = ""
     # Stroke-dasharray geometry of a donut ring of circumference 100: length and offset.
     dash: str = ""
     offset: str = ""
+
+
+# Colour-blind-safe palette (Okabe-Ito), then greys; cash is always the neutral grey.
+PALETTE = (
+    "#0072b2",
+    "#e69f00",
+    "#009e73",
+    "#cc79a7",
+    "#56b4e9",
+    "#d55e00",
+    "#f0e442",
+    "#000000",
+    "#7f7f7f",
+    "#b2b2b2",
+    "#4d4d4d",
+)
+CASH_COLOR = "#c8c8c8"
 
 
 def sector_allocation(
@@ -234,6 +252,7 @@ def sector_allocation(
                 label=labels.get(key, "Cash" if key == "cash" else key.title()),
                 value=value.quantize(CENT),
                 pct=pct.quantize(Decimal("0.1")),
+                color=CASH_COLOR if key == "cash" else PALETTE[len(slices) % len(PALETTE)],
                 dash=f"{pct:.3f} {100 - pct:.3f}",
                 # SVG dash offsets run backwards; 25 starts the ring at 12 o'clock.
                 offset=f"{(25 - start) % 100:.3f}",
@@ -311,9 +330,8 @@ def net_worth_series(
     if daily:
         # DISTINCT ON (day) with the latest snapshot of each day.
         rows = (
-            snapshots.annotate(day=F("at__date"))
-            .order_by("day", "-at")
-            .distinct("day")
+            snapshots.order_by("at__date", "-at")
+            .distinct("at__date")
             .values_list("at", "net_worth")
         )
         return list(rows)[-limit:]

@@ -6,4 +6,12 @@ from portfolio import views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
+    path("portfolio/", views.portfolio_detail, name="portfolio"),
+    path("portfolio/open/", views.portfolio_open_view, name="portfolio_open"),
+    path("portfolio/statement.csv", views.statement, name="statement"),
+    path("watchlist/", views.watchlist, name="watchlist"),
+    path("watchlist/add/", views.watchlist_add, name="watchlist_add"),
+    path("watchlist/remove/", views.watchlist_remove, name="watchlist_remove"),
+    path("leaderboard/", views.leaderboard, name="leaderboard"),
+    path("u/<str:handle>/", views.profile, name="profile"),
 ]

@@ -1,12 +1,362 @@
+"""Portfolio pages: dashboard, holdings, statement, watchlist, leaderboard, profiles."""
+
 from __future__ import annotations
 
+import csv
+import logging
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, timedelta
+from itertools import islice
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.core.handlers.asgi import ASGIRequest
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.template import TemplateDoesNotExist
+from django.template.loader import get_template
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from accounts.selectors import user_by_handle
+from portfolio import selectors, services
+from portfolio.errors import DuplicateEntry, PortfolioError
+from portfolio.forms import WatchForm
+from portfolio.models import Portfolio, Position
+
+logger = logging.getLogger(__name__)
+
+TOP_HOLDINGS = 5
+LEADERBOARD_PAGE_SIZE = 25
+STATEMENT_BATCH_ROWS = 500
+
+
+def _own_portfolio(request: HttpRequest) -> Portfolio | None:
+    """The player's portfolio, or None for an account that has none yet (an admin made
+    with createsuperuser): the pages then offer to open one."""
+    try:
+        return selectors.portfolio_for_user(request.user)
+    except Http404:
+        return None
+
+
+def _top_holdings(positions: list[Position]) -> list[Position]:
+    held = [position for position in positions if position.quantity > 0]
+    return sorted(held, key=lambda position: position.market_value, reverse=True)[:TOP_HOLDINGS]
+
+
+def _net_worth_sparkline(
+    portfolio: Portfolio, current: Any, *, since: timedelta, daily: bool = False, **size: int
+) -> selectors.Sparkline:
+    series = selectors.net_worth_series(portfolio, since=since, daily=daily)
+    # End on the live figure, so the line agrees with the number next to it.
+    series.append((timezone.now(), current))
+    return selectors.sparkline(series, **size)
+
+
+def _market_movers() -> Any:
+    """The market's movers and whether their partial exists yet (the market work ships
+    both); the dashboard shows a plain fallback until then, never an error."""
+    try:
+        from market.selectors import market_movers
+
+        get_template("market/partials/movers.html")
+    except (ImportError, TemplateDoesNotExist):
+        return None
+    try:
+        return market_movers()
+    except Exception:
+        logger.exception("market movers failed; the dashboard shows the fallback")
+        return None
+
+
+# --- Dashboard and holdings -----------------------------------------------------
 
 
 @require_GET
 @login_required
 def dashboard(request: HttpRequest) -> HttpResponse:
-    return render(request, "portfolio/dashboard.html", {})
+    portfolio = _own_portfolio(request)
+    movers = _market_movers()
+    context: dict[str, Any] = {
+        "portfolio": portfolio,
+        "movers": movers,
+        "movers_ready": movers is not None,
+    }
+    if portfolio is not None:
+        positions = list(selectors.portfolio_positions(portfolio, include_closed=True))
+        summary = selectors.portfolio_summary(portfolio, positions)
+        baseline = portfolio.previous_login_net_worth
+        baseline_at = portfolio.previous_login_at
+        if baseline is None:  # First visit: measure from the start.
+            baseline, baseline_at = portfolio.starting_cash, portfolio.created_at
+        context |= {
+            "summary": summary,
+            "wallet": _wallet_from(portfolio, summary),
+            "top_holdings": _top_holdings(positions),
+            "since_login": summary.net_worth - baseline,
+            "since_login_pct": (summary.net_worth - baseline) / baseline * 100
+            if baseline
+            else None,
+            "since_login_at": baseline_at,
+            "first_visit": portfolio.previous_login_net_worth is None,
+            "spark": _net_worth_sparkline(
+                portfolio, summary.net_worth, since=timedelta(days=1), width=600, height=80
+            ),
+        }
+    return render(request, "portfolio/dashboard.html", context)
+
+
+def _wallet_from(portfolio: Portfolio, summary: selectors.PortfolioSummary) -> selectors.Wallet:
+    # The page already knows the header's figures: no second query for them.
+    return selectors.Wallet(
+        portfolio_id=portfolio.pk,
+        cash=summary.cash,
+        buying_power=summary.buying_power,
+        net_worth=summary.net_worth,
+    )
+
+
+@require_GET
+@login_required
+def portfolio_detail(request: HttpRequest) -> HttpResponse:
+    portfolio = _own_portfolio(request)
+    if portfolio is None:
+        return render(request, "portfolio/portfolio.html", {"portfolio": None})
+    positions = list(selectors.portfolio_positions(portfolio, include_closed=True))
+    summary = selectors.portfolio_summary(portfolio, positions)
+    context = {
+        "portfolio": portfolio,
+        "summary": summary,
+        "wallet": _wallet_from(portfolio, summary),
+        "positions": [position for position in positions if position.quantity > 0],
+        "closed_positions": [
+            position for position in positions if position.quantity == 0 and position.realized_pnl
+        ],
+        "allocation": selectors.sector_allocation(positions, cash=portfolio.cash),
+    }
+    # After a websocket reconnect the page re-fetches its live part.
+    template = "portfolio/portfolio.html#holdings" if request.htmx else "portfolio/portfolio.html"
+    return render(request, template, context)
+
+
+@require_POST
+@login_required
+def portfolio_open_view(request: HttpRequest) -> HttpResponse:
+    try:
+        services.portfolio_open(owner=request.user)
+        messages.success(request, "Your portfolio is open. Happy trading!")
+    except DuplicateEntry:
+        messages.info(request, "You already have a portfolio.")
+    return redirect("portfolio")
+
+
+# --- Statement ------------------------------------------------------------------
+
+
+STATEMENT_HEADER = [
+    "date_utc",
+    "kind",
+    "symbol",
+    "quantity_change",
+    "price",
+    "cash_change",
+    "cash_balance",
+    "shares_after",
+    "reference",
+    "memo",
+]
+
+
+class _Echo:
+    """A file-like object whose write returns the line: csv.writer into a generator."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def _statement_lines(portfolio: Portfolio) -> Iterator[str]:
+    writer = csv.writer(_Echo())
+    yield writer.writerow(STATEMENT_HEADER)
+    for entry in selectors.ledger_with_running_balance(portfolio).iterator(chunk_size=2000):
+        yield writer.writerow(
+            [
+                entry.created_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
+                entry.kind,
+                entry.stock.symbol if entry.stock else "",
+                entry.quantity_delta if entry.stock else "",
+                entry.price if entry.price is not None else "",
+                entry.cash_delta,
+                entry.cash_balance,
+                entry.shares_after if entry.stock else "",
+                entry.reference,
+                # A memo starting with =, +, - or @ would run as a formula in a spreadsheet.
+                ("'" + entry.memo) if entry.memo[:1] in ("=", "+", "-", "@") else entry.memo,
+            ]
+        )
+
+
+async def _in_batches(lines: Iterator[str]) -> AsyncIterator[str]:
+    # Under ASGI a sync iterator would be read whole into memory first; reading it in
+    # batches on the request's sync thread keeps one database cursor and streams.
+    next_batch = sync_to_async(lambda: "".join(islice(lines, STATEMENT_BATCH_ROWS)))
+    while batch := await next_batch():
+        yield batch
+
+
+@require_GET
+@login_required
+def statement(request: HttpRequest) -> StreamingHttpResponse:
+    portfolio = selectors.portfolio_for_user(request.user)
+    lines = _statement_lines(portfolio)
+    content = _in_batches(lines) if isinstance(request, ASGIRequest) else lines
+    response = StreamingHttpResponse(content, content_type="text/csv; charset=utf-8")
+    filename = f"bullpen-statement-{request.user.handle}-{timezone.now():%Y%m%d}.csv"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+# --- Watchlist ------------------------------------------------------------------
+
+
+@require_GET
+@login_required
+def watchlist(request: HttpRequest) -> HttpResponse:
+    items = list(selectors.watchlist_items(request.user))
+    return render(
+        request,
+        "portfolio/watchlist.html",
+        {
+            "items": items,
+            "watched_stock_ids": {item.stock_id for item in items},
+            "limit": settings.MAX_WATCHLIST,
+            "form": WatchForm(),
+        },
+    )
+
+
+def _back(request: HttpRequest) -> HttpResponse:
+    target = request.POST.get("next") or ""
+    if not url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        target = reverse("watchlist")
+    return redirect(target)
+
+
+def _watch_toggle(request: HttpRequest, *, add: bool) -> HttpResponse:
+    form = WatchForm(request.POST)
+    if not form.is_valid():
+        if request.htmx:
+            return HttpResponse(form.errors["symbol"][0], status=400)
+        if request.POST.get("next"):
+            messages.error(request, form.errors["symbol"][0])
+            return _back(request)
+        items = list(selectors.watchlist_items(request.user))
+        return render(
+            request,
+            "portfolio/watchlist.html",
+            {"items": items, "limit": settings.MAX_WATCHLIST, "form": form},
+            status=400,
+        )
+    stock = form.cleaned_data["symbol"]
+    error = None
+    try:
+        if add:
+            services.watchlist_add(user=request.user, stock=stock)
+        else:
+            services.watchlist_remove(user=request.user, stock=stock)
+    except PortfolioError as failure:
+        error = str(failure)
+    if request.htmx:
+        # The button swaps itself; `watched_stock_ids` (context processor) is read after
+        # the change, so it shows the new state.
+        return render(
+            request,
+            "portfolio/partials/watch_button.html",
+            {"stock": stock, "watch_error": error, "next": request.POST.get("next", "")},
+        )
+    if error:
+        messages.error(request, error)
+    elif add:
+        messages.success(request, f"{stock.symbol} is on your watchlist.")
+    else:
+        messages.success(request, f"{stock.symbol} is off your watchlist.")
+    return _back(request)
+
+
+@require_POST
+@login_required
+def watchlist_add(request: HttpRequest) -> HttpResponse:
+    return _watch_toggle(request, add=True)
+
+
+@require_POST
+@login_required
+def watchlist_remove(request: HttpRequest) -> HttpResponse:
+    return _watch_toggle(request, add=False)
+
+
+# --- Leaderboard and profiles -----------------------------------------------------
+
+
+@require_GET
+@login_required
+def leaderboard(request: HttpRequest) -> HttpResponse:
+    page = Paginator(selectors.leaderboard(), LEADERBOARD_PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    rows = [
+        {
+            "rank": page.start_index() + index,
+            "portfolio": portfolio,
+            "is_me": portfolio.owner_id == request.user.pk,
+            "is_public": portfolio.owner.public_profile,
+        }
+        for index, portfolio in enumerate(page.object_list)
+    ]
+    mine = _own_portfolio(request)
+    return render(
+        request,
+        "portfolio/leaderboard.html",
+        {
+            "page": page,
+            "rows": rows,
+            "my_rank": selectors.leaderboard_rank(mine) if mine else None,
+        },
+    )
+
+
+@require_http_methods(["GET"])
+@login_required
+def profile(request: HttpRequest, handle: str) -> HttpResponse:
+    owner = user_by_handle(handle=handle)
+    is_me = owner is not None and owner.pk == request.user.pk
+    # Private, deleted or unknown players look the same from outside: not found.
+    if owner is None or owner.is_deleted or not (owner.public_profile or is_me):
+        raise Http404("No public profile with that handle.")
+    portfolio = Portfolio.objects.filter(owner=owner).order_by("pk").first()
+    context: dict[str, Any] = {"owner": owner, "is_me": is_me, "portfolio": portfolio}
+    if portfolio is not None:
+        positions = list(selectors.portfolio_positions(portfolio, include_closed=True))
+        summary = selectors.portfolio_summary(portfolio, positions)
+        context |= {
+            "summary": summary,
+            "top_holdings": _top_holdings(positions),
+            "history": _net_worth_sparkline(
+                portfolio,
+                summary.net_worth,
+                since=timedelta(days=365),
+                daily=True,
+                width=600,
+                height=160,
+            ),
+        }
+    return render(request, "portfolio/profile.html", context)

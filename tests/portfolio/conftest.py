@@ -42,3 +42,10 @@ def make_portfolio(db):
         return portfolio_open(owner=UserFactory(**user_fields))
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    # Argon2 costs ~0.25 s per user on this machine; these tests make many users and
+    # never check a password.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -8,25 +8,15 @@ from django.db import transaction
 
 from portfolio.models import Portfolio, Position
 from portfolio.reconcile import reconcile_check
-from portfolio.services import portfolios_lock, reservation_hold, trade_settle
+from portfolio.services import portfolios_lock, reservation_hold
+from tests.portfolio.trades import settle
 
 pytestmark = pytest.mark.django_db
 D = Decimal
 
 
 def buy(portfolio, stock, quantity, key):
-    with transaction.atomic():
-        locked = portfolios_lock(portfolio_ids=[portfolio.pk])[portfolio.pk]
-        trade_settle(
-            portfolio=locked,
-            stock=stock,
-            side="buy",
-            quantity=quantity,
-            price=D("10.0000"),
-            fee=D("1.00"),
-            reference=key,
-            idempotency_key=key,
-        )
+    settle(portfolio, stock, "buy", quantity, "10.0000", key=key)
 
 
 def hold(portfolio, **amounts):

@@ -22,26 +22,10 @@ from portfolio.services import (
     reservation_release,
     trade_settle,
 )
+from tests.portfolio.trades import settle
 
 pytestmark = pytest.mark.django_db
 D = Decimal
-
-
-def settle(portfolio, stock, side, quantity, price, fee="1.00", key=None, **extra):
-    with transaction.atomic():
-        locked = portfolios_lock(portfolio_ids=[portfolio.pk])[portfolio.pk]
-        entries = trade_settle(
-            portfolio=locked,
-            stock=stock,
-            side=side,
-            quantity=quantity,
-            price=D(price),
-            fee=D(fee),
-            reference=f"fill:{key or quantity}",
-            idempotency_key=key or f"fill:{side}:{quantity}:{price}",
-            **extra,
-        )
-    return entries
 
 
 def position_of(portfolio, stock) -> Position:

@@ -4,34 +4,21 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from django.db import transaction
 
 from portfolio.models import NetWorthSnapshot, Portfolio
 from portfolio.services import (
     net_worth_snapshot_take,
     portfolio_login_record,
-    portfolios_lock,
-    trade_settle,
 )
 from portfolio.tasks import snapshot_net_worth
+from tests.portfolio.trades import settle
 
 pytestmark = pytest.mark.django_db
 D = Decimal
 
 
 def buy(portfolio, stock, quantity, price="10.0000"):
-    with transaction.atomic():
-        locked = portfolios_lock(portfolio_ids=[portfolio.pk])[portfolio.pk]
-        trade_settle(
-            portfolio=locked,
-            stock=stock,
-            side="buy",
-            quantity=quantity,
-            price=D(price),
-            fee=D("0"),
-            reference="t",
-            idempotency_key=f"t{quantity}{price}",
-        )
+    settle(portfolio, stock, "buy", quantity, price, fee="0")
 
 
 def test_a_snapshot_values_every_portfolio_at_last_prices_once_per_slot(
