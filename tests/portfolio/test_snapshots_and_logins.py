@@ -58,3 +58,27 @@ def test_logging_in_through_the_site_records_the_net_worth(portfolio, player, cl
     client.force_login(player)  # goes through django.contrib.auth.login, as the form does
     portfolio.refresh_from_db()
     assert portfolio.last_login_net_worth == D("100000.00")
+
+
+def test_signing_up_opens_a_portfolio():
+    from accounts.services import user_signup
+
+    user = user_signup(handle="newbie", email="newbie@example.com", password="a-long-pass-phrase-9")
+    assert Portfolio.objects.get(owner=user).cash == D("100000.00")
+
+
+def test_seed_demo_portfolio_buys_once_and_watches(player, make_stock, capsys):
+    from django.core.management import call_command
+
+    from portfolio.models import LedgerEntry, WatchlistItem
+    from portfolio.reconcile import reconcile_check
+    from portfolio.services import portfolio_open
+
+    portfolio_open(owner=player)
+    for n in range(3):
+        make_stock(f"D{n}", "50.0000")
+    call_command("seed_demo_portfolio", handle=player.handle, holdings=2, watch=3)
+    call_command("seed_demo_portfolio", handle=player.handle, holdings=2, watch=3)
+    assert LedgerEntry.objects.filter(kind="buy").count() == 2
+    assert WatchlistItem.objects.filter(watchlist__owner=player).count() == 3
+    assert reconcile_check(sources=[]).ok
