@@ -29,7 +29,7 @@ class SignupForm(forms.Form):
         max_length=254, widget=forms.EmailInput(attrs={"autocomplete": "email"})
     )
     display_name = forms.CharField(
-        max_length=60, required=False, help_text="Optional. Shown next to your handle."
+        max_length=60, required=False, help_text="Shown next to your handle."
     )
     password = forms.CharField(
         strip=False,
@@ -61,7 +61,7 @@ class ProfileForm(forms.Form):
     public_profile = forms.BooleanField(
         required=False,
         label="Public profile",
-        help_text="Let anyone see your profile and performance at /u/<handle>/.",
+        help_text="Let anyone see your profile page and performance.",
     )
     time_zone = forms.ChoiceField(
         choices=time_zone_choices, help_text="Times are shown in this zone."

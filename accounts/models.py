@@ -50,7 +50,7 @@ class User(AbstractBaseUser, PermissionsMixin):
     email = models.EmailField(max_length=254)
     display_name = models.CharField(max_length=60, blank=True)
     public_profile = models.BooleanField(
-        default=False, help_text="Show this player's profile and performance at /u/<handle>/."
+        default=False, help_text="Show this player's profile page and performance to everyone."
     )
     time_zone = models.CharField(max_length=64, default="UTC")
     is_staff = models.BooleanField(default=False)
@@ -151,3 +151,61 @@ class UserSession(models.Model):
         else:
             kind = "desktop"
         return f"{browser} on {system} ({kind})"
+
+
+class AuditOutcome(models.TextChoices):
+    DONE = "done", "Done"
+    DENIED = "denied", "Denied (403)"
+
+
+class AuditEntry(models.Model):
+    """One staff action: who did what to which target, when and why (accounts.audit).
+
+    Append-only: written by `audit_record` in the same transaction as the action, never
+    edited, never deleted from the admin. The actor's handle and the target's label are
+    copied, so an entry still reads right after the player or the stock is renamed,
+    deleted or delisted.
+    """
+
+    actor = models.ForeignKey(
+        User,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="audit_entries",
+        db_index=False,  # audit_actor_idx starts with the actor
+    )
+    actor_handle = models.CharField(max_length=30, blank=True)
+    action = models.CharField(max_length=60)
+    outcome = models.CharField(
+        max_length=6, choices=AuditOutcome.choices, default=AuditOutcome.DONE
+    )
+    # "app_label.model" and primary key of what was acted on ("" for a site-wide action).
+    target_type = models.CharField(max_length=60, blank=True)
+    target_id = models.CharField(max_length=64, blank=True)
+    target_label = models.CharField(max_length=200, blank=True)
+    reason = models.TextField(blank=True)
+    # Small facts about the action: the amount adjusted, the role before and after, ...
+    details = models.JSONField(default=dict, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "audit entry"
+        verbose_name_plural = "audit log"
+        indexes = [
+            # The admin list: newest first, optionally by action, actor or target.
+            models.Index(fields=["-created_at"], name="audit_recent_idx"),
+            models.Index(fields=["action", "-created_at"], name="audit_action_idx"),
+            models.Index(fields=["actor", "-created_at"], name="audit_actor_idx"),
+            models.Index(fields=["target_type", "target_id"], name="audit_target_idx"),
+            models.Index(
+                fields=["-created_at"],
+                name="audit_denied_idx",
+                condition=models.Q(outcome="denied"),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.actor_handle or 'system'} {self.action} {self.target_label}".strip()

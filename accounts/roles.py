@@ -35,6 +35,7 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...] | str] = {
         "trading.view_tradeoffer",
         "trading.cancel_for_player",
         "trading.review_collusion",
+        "trading.view_collusionflag",
         "portfolio.view_portfolio",
     ),
     ADMIN: ALL_PERMISSIONS,
@@ -49,6 +50,7 @@ STAFF_ROLES = frozenset({MODERATOR, ADMIN})
 CUSTOM_PERMISSIONS_ELSEWHERE = {
     "market.halt_stock": "Can halt and resume trading in a stock",
     "market.publish_event": "Can publish a market event",
+    "market.delist_stock": "Can list and delist stocks (admins)",
     "portfolio.adjust_cash": "Can adjust a player's cash",
     "trading.cancel_for_player": "Can cancel a player's orders and offers",
     "trading.review_collusion": "Can review trades between players for collusion",

@@ -175,3 +175,14 @@ def test_racing_signup_posts_never_give_a_500(client):
     statuses = _run_in_threads(post, post, post)
     assert sorted(statuses) == [302, 400, 400], statuses
     assert User.objects.filter(handle="racer").count() == 1
+
+
+@pytest.mark.django_db
+def test_passwords_are_hashed_with_argon2_under_the_real_settings(settings):
+    # tests/conftest.py puts a fast hasher first for speed; undo that here.
+    settings.PASSWORD_HASHERS = [
+        hasher for hasher in settings.PASSWORD_HASHERS if "MD5" not in hasher
+    ]
+    user = services.user_signup(handle="hashed", email="h@example.com", password=GOOD_PASSWORD)
+    assert user.password.startswith("argon2$")
+    assert user.check_password(GOOD_PASSWORD)
