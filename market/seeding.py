@@ -138,8 +138,9 @@ def _symbol_for(name: str, taken: set[str]) -> str:
         candidate = letters[:length]
         if candidate not in taken:
             return candidate
-    for digit in range(10):
-        candidate = f"{letters[:3]}{digit}"
+    # Large markets run out of letter symbols: add digits, as some real tickers do.
+    for number in range(10_000):
+        candidate = f"{letters[:3]}{number}" if number < 10 else f"{letters[:2]}{number}"
         if candidate not in taken:
             return candidate
     raise ValueError(f"no symbol left for {name}")
