@@ -45,7 +45,7 @@ def test_each_login_is_listed_with_device_ip_and_this_device(alice):
     assert len(page.context["sessions"]) == 2
 
 
-def test_last_active_is_written_at_most_once_a_minute(alice, django_assert_num_queries):
+def test_last_active_is_written_at_most_once_a_minute(alice):
     laptop = device(CHROME_MAC, "203.0.113.5")
     laptop.get("/accounts/settings/")
     tracked = UserSession.objects.get()
