@@ -95,6 +95,8 @@ class Order(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        # Staff: cancel a player's open orders and offers (with a reason, audited).
+        permissions = [("cancel_for_player", "Can cancel a player's orders and offers")]
         constraints = [
             models.UniqueConstraint(
                 fields=["portfolio", "idempotency_key"], name="order_idempotency_key_unique"
@@ -156,6 +158,8 @@ class Order(models.Model):
             models.Index(fields=["portfolio", "-created_at"], name="order_portfolio_recent_idx"),
             # DAY orders due to expire.
             models.Index(fields=["expires_at"], name="order_expiring_idx", condition=_resting),
+            # The admin's order list: filtered by status, newest first.
+            models.Index(fields=["status", "-created_at"], name="order_admin_status_idx"),
         ]
 
     def __str__(self) -> str:
