@@ -338,8 +338,7 @@ def order_place(
             idempotency_key=key,
         )
         if terms.type == OrderType.MARKET:
-            order.status = OrderStatus.PENDING
-            order.save()
+            # Inserted already filled by _execute; a refusal rolls the whole thing back.
             with _portfolio_errors():
                 _execute(order, portfolio=locked, quote=quote, quote_at=stock.quoted_at)
             return order
@@ -388,6 +387,16 @@ def order_place(
 
 # --- Firing and filling ---------------------------------------------------------------
 
+# What changes when an order leaves the book (filled, cancelled, expired, rejected).
+_CLOSE_FIELDS = (
+    "status",
+    "reserved_cash",
+    "reserved_quantity",
+    "trigger_price",
+    "trigger_when",
+    "updated_at",
+)
+
 
 def _fire(
     order: Order, *, portfolio: Portfolio, quote: Decimal, quote_at: datetime | None
@@ -412,10 +421,25 @@ def _execute(
     order: Order, *, portfolio: Portfolio, quote: Decimal, quote_at: datetime | None
 ) -> Fill:
     """Fill the whole order against `quote` through the fill model, settle it and close it.
-    Raises portfolio's InsufficientFunds/InsufficientShares with nothing changed."""
+    Raises portfolio's InsufficientFunds/InsufficientShares; the caller's transaction
+    then rolls back with nothing changed.
+
+    A new (market) order is inserted already filled, and a resting one updated once:
+    the fill path is the hot path of every tick, so it saves round trips.
+    """
     price = order_fill_price(order, quote=quote)
     amount = fill_model.notional(price=price, quantity=order.quantity)
     fee = fill_model.commission(amount)
+    release_cash, release_quantity = order.reserved_cash, order.reserved_quantity
+    order.status = OrderStatus.FILLED
+    order.reserved_cash = Decimal("0")
+    order.reserved_quantity = 0
+    order.trigger_price = None
+    order.trigger_when = ""
+    if order.pk is None:
+        order.save()
+    else:
+        order.save(update_fields=[*_CLOSE_FIELDS, "triggered_at"])
     fill = Fill.objects.create(
         order=order,
         portfolio=portfolio,
@@ -437,17 +461,29 @@ def _execute(
         reference=f"fill:{fill.pk}",
         # One fill per order, ever: a second attempt is refused by the ledger.
         idempotency_key=f"order:{order.pk}:fill",
-        release_cash=order.reserved_cash,
-        release_quantity=order.reserved_quantity,
+        release_cash=release_cash,
+        release_quantity=release_quantity,
     )
-    order.status = OrderStatus.FILLED
-    order.reserved_cash = Decimal("0")
-    order.reserved_quantity = 0
-    order.trigger_price = None
-    order.trigger_when = ""
-    order.save()
     transaction.on_commit(partial(events.fill_made, fill.pk))
     return fill
+
+
+def _gap_shortfall(order: Order, *, portfolio: Portfolio, quote: Decimal) -> str:
+    """Why a buy cannot fill at `quote` (the market gapped past what it reserved and the
+    free cash does not cover the rest), or "" if it can."""
+    if order.side != Side.BUY:
+        return ""
+    price = order_fill_price(order, quote=quote)
+    amount = fill_model.notional(price=price, quantity=order.quantity)
+    needed = amount + fill_model.commission(amount)
+    available = portfolio.cash - portfolio.reserved_cash + order.reserved_cash
+    if needed <= available:
+        return ""
+    return (
+        f"Rejected when it fired: the price gapped to {quote} and the fill needed "
+        f"${needed:,.2f}, more than the ${available:,.2f} of buying power "
+        "(including what the order reserved)."
+    )
 
 
 def order_fill(*, order_id: int, quote: Decimal, quote_at: datetime | None = None) -> Fill | None:
@@ -466,24 +502,17 @@ def order_fill(*, order_id: int, quote: Decimal, quote_at: datetime | None = Non
             .filter(pk=order_id, status__in=OPEN_STATUSES)
             .first()
         )
-        if order is None or not order.fires_at(quote):
-            return None
-        if not order.stock.is_tradable:
+        if order is None or not order.fires_at(quote) or not order.stock.is_tradable:
             return None
         portfolio = portfolios_lock(portfolio_ids=[order.portfolio_id])[order.portfolio_id]
-        try:
-            with transaction.atomic():
-                fill = _fire(order, portfolio=portfolio, quote=quote, quote_at=quote_at)
-        except (portfolio_errors.InsufficientFunds, portfolio_errors.InsufficientShares) as error:
-            # The savepoint rolled back the fill; the Python objects may hold its
-            # half-applied values, so start again from the locked rows.
-            order.refresh_from_db()
-            portfolio = portfolios_lock(portfolio_ids=[order.portfolio_id])[order.portfolio_id]
-            _close(
-                order, portfolio=portfolio, status=OrderStatus.REJECTED, reason=error.message[:280]
-            )
-            logger.info("order %s rejected at trigger: %s", order.pk, error.message)
+        if order.triggered_at is None:
+            order.triggered_at = timezone.now()
+        shortfall = _gap_shortfall(order, portfolio=portfolio, quote=quote)
+        if shortfall:
+            _close(order, portfolio=portfolio, status=OrderStatus.REJECTED, reason=shortfall[:280])
+            logger.info("order %s rejected at trigger: %s", order.pk, shortfall)
             return None
+        fill = _fire(order, portfolio=portfolio, quote=quote, quote_at=quote_at)
         transaction.on_commit(partial(events.order_changed, order.pk))
         return fill
 
@@ -505,7 +534,7 @@ def _close(order: Order, *, portfolio: Portfolio, status: str, reason: str) -> N
     order.reserved_quantity = 0
     order.trigger_price = None
     order.trigger_when = ""
-    order.save()
+    order.save(update_fields=[*_CLOSE_FIELDS, "reason"])
     transaction.on_commit(partial(events.order_changed, order.pk))
 
 

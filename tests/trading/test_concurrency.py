@@ -32,7 +32,7 @@ from tests.factories import StockFactory, UserFactory
 from trading.errors import TradingError
 from trading.models import OPEN_STATUSES, Fill, Order
 from trading.services import order_cancel, order_place
-from trading.triggers import on_tick
+from trading.triggers import on_tick, orders_trigger
 
 THREADS = 16
 PORTFOLIOS = 24
@@ -207,3 +207,41 @@ def test_racing_orders_cancels_and_ticks_keep_the_books_exact():
     starting = sum(portfolio.starting_cash for portfolio in portfolios)
     spent = sum((-fill.total if fill.side == "buy" else fill.total) for fill in Fill.objects.all())
     assert Portfolio.objects.aggregate(total=Sum("cash"))["total"] == starting + spent
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_firing_one_tick_fill_each_order_once():
+    stock = StockFactory(symbol="DUP", last_price=D("100.00"))
+    portfolios = [portfolio_open(owner=UserFactory()) for _ in range(8)]
+    for portfolio in portfolios:
+        for n in range(4):
+            order_place(
+                portfolio=portfolio,
+                stock=stock,
+                side="buy",
+                type="limit",
+                quantity=2,
+                limit_price=D("95"),
+                time_in_force="gtc",
+                idempotency_key=f"dup-{n}",
+            )
+    Stock.objects.filter(pk=stock.pk).update(last_price=D("94"))
+    reports = []
+
+    def worker() -> None:
+        try:
+            reports.append(orders_trigger(prices={stock.pk: D("94")}, workers=3))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sum(report.filled for report in reports) == 32
+    assert Fill.objects.count() == 32
+    assert set(Counter(Fill.objects.values_list("order_id", flat=True)).values()) == {1}
+    assert not Order.objects.filter(status__in=OPEN_STATUSES).exists()
+    assert reconcile_check().ok

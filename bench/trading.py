@@ -1,0 +1,473 @@
+"""Benchmark of the order path. Prints its figures; see docs/trading.md for a run.
+
+    .venv/bin/python bench/trading.py [--workers 8] [--seconds 10] [--portfolios 400]
+                                      [--resting 100000] [--stocks 500] [--trigger-pct 1]
+                                      [--skip fills,pgbench,trigger,portfolio]
+
+Starts the embedded PostgreSQL (and an embedded Redis) unless DATABASE_URL / REDIS_URL
+are set, and works in its own database `bench_trading`, dropped and re-created on each
+run. Four measurements:
+
+1. fills: market orders through trading.services.order_place from `--workers` threads
+   against `--portfolios` portfolios, for `--seconds`: fills per second sustained, and
+   the latency of one order. Target: >= 300 fills/s.
+2. pgbench: PostgreSQL's own TPC-B (pgbench, shipped next to pg_ctl in pgserver) on the
+   same server, `--workers` clients for `--seconds`; the fills figure is reported as a
+   ratio of its TPS.
+3. trigger: `--resting` resting orders (buy limits, buy stops, trailing buys) over
+   `--stocks` stocks, then one tick moving every stock so that `--trigger-pct` % of
+   them fire: the time of trading.triggers.orders_trigger (the trailing UPDATE, the
+   trigger SELECT and every fill). Target: < 500 ms.
+4. portfolio: GET /portfolio/ for a player with 200 positions and 10,000 ledger entries
+   through Django's test client: p50/p95 over 100 requests. Target: p95 < 60 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import re
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from decimal import Decimal
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(BASE_DIR))
+BENCH_DB = "bench_trading"
+PGBENCH_DB = "bench_pgbench"
+D = Decimal
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+# --- setup ------------------------------------------------------------------------
+
+
+def services_start() -> object:
+    """Embedded servers (or the environment's), and a fresh bench database."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    # Templates use {% static %}; the bench has no collected manifest.
+    os.environ.setdefault(
+        "STATICFILES_BACKEND", "django.contrib.staticfiles.storage.StaticFilesStorage"
+    )
+    os.environ.setdefault("RATELIMIT_ENABLE", "false")
+    from config.embedded import ensure_services
+
+    services = ensure_services(redis_name="redis-bench-trading")
+    url = os.environ["DATABASE_URL"]
+    with admin_connection() as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {BENCH_DB}")
+    base, _, query = url.partition("?")
+    os.environ["DATABASE_URL"] = (
+        base.rsplit("/", 1)[0] + f"/{BENCH_DB}" + (f"?{query}" if query else "")
+    )
+    return services
+
+
+def socket_host() -> str | None:
+    url = os.environ["DATABASE_URL"]
+    match = re.search(r"host=([^&]+)", url)
+    return match.group(1) if match else None
+
+
+def admin_connection():
+    import psycopg
+
+    return psycopg.connect(host=socket_host(), user="postgres", dbname="postgres", autocommit=True)
+
+
+def django_setup() -> None:
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def stocks_make(count: int) -> list:
+    from market.models import Stock
+
+    Stock.objects.bulk_create(
+        [
+            Stock(
+                symbol=f"B{n:04d}",
+                name=f"Bench {n}",
+                sector="technology",
+                last_price=D("100.00"),
+                previous_close=D("100.00"),
+            )
+            for n in range(count)
+        ],
+        ignore_conflicts=True,
+    )
+    return list(Stock.objects.order_by("pk")[:count])
+
+
+def portfolios_make(count: int, prefix: str) -> list:
+    """Players (bulk: no password hashing) and their portfolios, opened by the service."""
+    from django.contrib.auth import get_user_model
+
+    from portfolio.services import portfolio_open
+
+    User = get_user_model()
+    users = User.objects.bulk_create(
+        [
+            User(handle=f"{prefix}{n}", email=f"{prefix}{n}@bench.local", password="!")
+            for n in range(count)
+        ]
+    )
+    return [portfolio_open(owner=user) for user in users]
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * pct / 100))]
+
+
+# --- 1. market fills ------------------------------------------------------------------
+
+
+def bench_fills(*, workers: int, seconds: float, portfolio_count: int, stocks: list) -> float:
+    from django.db import connection
+
+    from trading.errors import TradingError
+    from trading.services import order_place
+
+    log(
+        f"\n[fills] {portfolio_count} portfolios, {workers} threads, {seconds:.0f} s of market orders"
+    )
+    portfolios = portfolios_make(portfolio_count, "fills")
+    stocks = stocks[:50]
+    held: dict[tuple[int, int], int] = {}
+    fills = 0
+    refused = 0
+    latencies: list[float] = []
+    lock = threading.Lock()
+    start = threading.Barrier(workers + 1)
+    stop_at = [0.0]
+
+    def worker(seed: int) -> None:
+        nonlocal fills, refused
+        rng = random.Random(seed)
+        mine = portfolios[seed::workers]  # each thread trades its own players, like real users
+        start.wait()
+        local: list[float] = []
+        done = 0
+        try:
+            while time.monotonic() < stop_at[0]:
+                portfolio = rng.choice(mine)
+                stock = rng.choice(stocks)
+                have = held.get((portfolio.pk, stock.pk), 0)
+                side = "sell" if have and rng.random() < 0.5 else "buy"
+                quantity = rng.randint(1, have) if side == "sell" else rng.randint(1, 5)
+                began = time.perf_counter()
+                try:
+                    order_place(
+                        portfolio=portfolio,
+                        stock=stock,
+                        side=side,
+                        type="market",
+                        quantity=quantity,
+                        time_in_force="gtc",
+                        idempotency_key=uuid.uuid4().hex,
+                    )
+                except TradingError:
+                    with lock:
+                        refused += 1
+                    continue
+                local.append(time.perf_counter() - began)
+                held[(portfolio.pk, stock.pk)] = have + (quantity if side == "buy" else -quantity)
+                done += 1
+        finally:
+            connection.close()
+            with lock:
+                fills += done
+                latencies.extend(local)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(workers)]
+    for thread in threads:
+        thread.start()
+    stop_at[0] = time.monotonic() + seconds
+    began = time.monotonic()
+    start.wait()
+    for thread in threads:
+        thread.join()
+    elapsed = time.monotonic() - began
+    rate = fills / elapsed
+    log(f"[fills] {fills} fills in {elapsed:.1f} s = {rate:.0f} fills/s (refused {refused})")
+    if latencies:
+        log(
+            f"[fills] latency per order: p50 {percentile(latencies, 50) * 1000:.1f} ms, "
+            f"p95 {percentile(latencies, 95) * 1000:.1f} ms, p99 {percentile(latencies, 99) * 1000:.1f} ms"
+        )
+    return rate
+
+
+# --- 2. pgbench -----------------------------------------------------------------------------
+
+
+def bench_pgbench(*, clients: int, seconds: float) -> float | None:
+    import pgserver
+
+    pgbench = Path(pgserver.__file__).parent / "pginstall" / "bin" / "pgbench"
+    if not pgbench.exists():
+        log(f"[pgbench] not run: {pgbench} does not exist")
+        return None
+    host = socket_host()
+    with admin_connection() as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {PGBENCH_DB} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {PGBENCH_DB}")
+    common = ["-h", host or "127.0.0.1", "-U", "postgres"]
+    log(f"\n[pgbench] TPC-B, scale 10, {clients} clients, {seconds:.0f} s")
+    try:
+        subprocess.run(
+            [str(pgbench), *common, "-i", "-q", "-s", "10", PGBENCH_DB],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        run = subprocess.run(
+            [
+                str(pgbench),
+                *common,
+                "-c",
+                str(clients),
+                "-j",
+                "2",
+                "-T",
+                str(int(seconds)),
+                PGBENCH_DB,
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+    except subprocess.CalledProcessError as error:
+        log(f"[pgbench] not run: {error.stderr.strip()[:400]}")
+        return None
+    match = re.search(r"tps = ([\d.]+)", run.stdout)
+    if not match:
+        log(f"[pgbench] could not read its output:\n{run.stdout}")
+        return None
+    tps = float(match.group(1))
+    log(f"[pgbench] {tps:.0f} TPS")
+    with admin_connection() as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {PGBENCH_DB} WITH (FORCE)")
+    return tps
+
+
+# --- 3. the trigger step ----------------------------------------------------------------
+
+
+def bench_trigger(*, resting: int, stocks: list, trigger_pct: float, fill_workers: int) -> float:
+    from django.db import connection, transaction
+
+    from market.models import Stock
+    from portfolio.services import portfolios_lock, reservation_hold
+    from trading.models import Order, OrderStatus
+    from trading.selectors import TRIGGERED_SQL
+    from trading.services import _arm, buy_reservation_for
+    from trading.triggers import orders_trigger
+
+    per_portfolio = 100
+    portfolio_count = (resting + per_portfolio - 1) // per_portfolio
+    firing = int(resting * trigger_pct / 100)
+    log(
+        f"\n[trigger] {resting:,} resting orders over {len(stocks)} stocks "
+        f"({portfolio_count} portfolios), {firing:,} ({trigger_pct}%) fire on the tick"
+    )
+    began = time.monotonic()
+    portfolios = portfolios_make(portfolio_count, "rest")
+    rng = random.Random(7)
+    quote = D("100.00")
+    tick_price = D("99.00")
+    fire_slots = set(rng.sample(range(resting), firing))
+    orders = []
+    for n in range(resting):
+        portfolio = portfolios[n // per_portfolio]
+        stock = stocks[n % len(stocks)]
+        order = Order(
+            portfolio=portfolio,
+            stock=stock,
+            side="buy",
+            quantity=1,
+            time_in_force="gtc",
+            idempotency_key=f"rest-{n}",
+            status=OrderStatus.OPEN,
+        )
+        if n in fire_slots:
+            order.type, order.limit_price = "limit", tick_price
+        elif n % 10 == 0:
+            # Trailing buys: the tick's drop moves their low-water mark (the UPDATE's work).
+            order.type, order.trail_percent = "trailing_stop", D("10")
+        elif n % 2:
+            order.type, order.limit_price = "limit", D(rng.randint(8000, 9899)) / 100
+        else:
+            order.type, order.stop_price = "stop", D(rng.randint(10100, 12000)) / 100
+        _arm(order, quote=quote)
+        order.reserved_cash = buy_reservation_for(order, quote=quote)
+        orders.append(order)
+    # The orders go in by bulk (placing 100,000 through the service would take minutes);
+    # their reservations are held through portfolio.services, so the fills settle normally.
+    Order.objects.bulk_create(orders, batch_size=5000)
+    held: dict[int, Decimal] = {}
+    for order in orders:
+        held[order.portfolio_id] = held.get(order.portfolio_id, D("0")) + order.reserved_cash
+    for portfolio_id, cash in held.items():
+        with transaction.atomic():
+            locked = portfolios_lock(portfolio_ids=[portfolio_id])[portfolio_id]
+            reservation_hold(portfolio=locked, cash=cash)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE trading_order")
+    log(f"[trigger] set up in {time.monotonic() - began:.0f} s")
+
+    prices = {stock.pk: tick_price for stock in stocks}
+    Stock.objects.filter(pk__in=list(prices)).update(last_price=tick_price)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "EXPLAIN (ANALYZE, BUFFERS OFF) " + TRIGGERED_SQL,
+            {"stock_ids": list(prices), "prices": list(prices.values())},
+        )
+        plan = [row[0] for row in cursor.fetchall()]
+    index_lines = sorted(
+        {line.strip().lstrip("-> ").split("  ")[0] for line in plan if "Index" in line}
+    )
+    log("[trigger] trigger query plan: " + "; ".join(index_lines))
+    log("[trigger] " + next((line.strip() for line in plan if "Execution Time" in line), ""))
+
+    report = orders_trigger(prices=prices, workers=fill_workers)
+    ms = report.seconds * 1000
+    find_ms = report.find_seconds * 1000
+    log(
+        f"[trigger] find+fill: {ms:.0f} ms — find (trailing UPDATE + trigger SELECT) {find_ms:.0f} ms: "
+        f"{report.trailing_moved:,} trailing marks moved, {report.triggered:,} triggered; "
+        f"fill {ms - find_ms:.0f} ms: {report.filled:,} filled from {fill_workers} thread(s) "
+        f"({(ms - find_ms) / max(report.filled, 1):.2f} ms per fill)"
+    )
+    return ms, find_ms
+
+
+# --- 4. /portfolio/ --------------------------------------------------------------------
+
+
+def bench_portfolio_page(
+    *, stocks: list, positions: int = 200, entries: int = 10_000
+) -> float | None:
+    from django.test import Client
+
+    from portfolio.models import LedgerEntry
+    from trading.services import order_place
+
+    log(f"\n[portfolio] /portfolio/ with {positions} positions and {entries:,} ledger entries")
+    (portfolio,) = portfolios_make(1, "page")
+    began = time.monotonic()
+    # Each market order posts 2 entries (the trade and its fee).
+    for n in range(max(positions, (entries - 1) // 2)):
+        stock = stocks[n % positions]
+        side = "buy" if n < positions or n % 2 == 0 else "sell"
+        order_place(
+            portfolio=portfolio,
+            stock=stock,
+            side=side,
+            type="market",
+            quantity=1,
+            time_in_force="gtc",
+            idempotency_key=f"page-{n}",
+        )
+    count = LedgerEntry.objects.filter(portfolio=portfolio).count()
+    log(f"[portfolio] {count:,} ledger entries made in {time.monotonic() - began:.0f} s")
+
+    client = Client()
+    client.force_login(portfolio.owner)
+    first = client.get("/portfolio/")
+    if first.status_code != 200:
+        log(f"[portfolio] not measured: /portfolio/ answered {first.status_code}")
+        return None
+    timings = []
+    for _ in range(100):
+        started = time.perf_counter()
+        response = client.get("/portfolio/")
+        timings.append(time.perf_counter() - started)
+        assert response.status_code == 200
+    p50, p95 = percentile(timings, 50) * 1000, percentile(timings, 95) * 1000
+    log(f"[portfolio] p50 {p50:.1f} ms, p95 {p95:.1f} ms over 100 requests")
+    return p95
+
+
+# --- main --------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--portfolios", type=int, default=400)
+    parser.add_argument("--resting", type=int, default=100_000)
+    parser.add_argument("--stocks", type=int, default=500)
+    parser.add_argument("--trigger-pct", type=float, default=1.0)
+    parser.add_argument(
+        "--fill-workers", type=int, default=None, help="default: TRIGGER_FILL_WORKERS"
+    )
+    parser.add_argument(
+        "--skip", default="", help="comma-separated: fills,pgbench,trigger,portfolio"
+    )
+    args = parser.parse_args()
+    skip = set(filter(None, args.skip.split(",")))
+
+    services = services_start()
+    try:
+        django_setup()
+        stocks = stocks_make(args.stocks)
+        results: dict[str, str] = {}
+        rate = tps = None
+        if "fills" not in skip:
+            rate = bench_fills(
+                workers=args.workers,
+                seconds=args.seconds,
+                portfolio_count=args.portfolios,
+                stocks=stocks,
+            )
+            results["market fills/s (8 threads)"] = f"{rate:.0f}  (target >= 300)"
+        if "pgbench" not in skip:
+            tps = bench_pgbench(clients=args.workers, seconds=args.seconds)
+            results["pgbench TPC-B TPS"] = f"{tps:.0f}" if tps else "not run"
+            if rate and tps:
+                results["fills/s ÷ pgbench TPS"] = f"{rate / tps:.2f}"
+        if "trigger" not in skip:
+            from django.conf import settings
+
+            fill_workers = args.fill_workers or settings.TRIGGER_FILL_WORKERS
+            ms, find_ms = bench_trigger(
+                resting=args.resting,
+                stocks=stocks,
+                trigger_pct=args.trigger_pct,
+                fill_workers=fill_workers,
+            )
+            results["trigger step (find+fill)"] = f"{ms:.0f} ms  (target < 500 ms)"
+            results["  of which find"] = f"{find_ms:.0f} ms"
+        if "portfolio" not in skip:
+            p95 = bench_portfolio_page(stocks=stocks)
+            results["/portfolio/ p95"] = (
+                f"{p95:.1f} ms  (target < 60 ms)" if p95 else "not measured"
+            )
+        log("\nSummary")
+        for name, value in results.items():
+            log(f"  {name:<28} {value}")
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        services.stop()
+
+
+if __name__ == "__main__":
+    main()
