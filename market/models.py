@@ -49,6 +49,10 @@ class Stock(models.Model):
 
     class Meta:
         ordering = ["symbol"]
+        permissions = [
+            ("halt_stock", "Can halt and resume trading in a stock"),
+            ("delist_stock", "Can list and delist stocks (admins)"),
+        ]
         constraints = [
             models.CheckConstraint(condition=Q(last_price__gte=0), name="stock_price_not_negative"),
             models.CheckConstraint(
@@ -168,6 +172,7 @@ class MarketEvent(models.Model):
 
     class Meta:
         ordering = ["-published_at", "-id"]
+        permissions = [("publish_event", "Can publish a market event")]
         constraints = [
             models.CheckConstraint(
                 condition=(

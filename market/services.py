@@ -455,3 +455,51 @@ def quote_set_from_bars(*, stock_ids: Sequence[int]) -> int:
         offset = timedelta(hours=close.hour, minutes=close.minute, seconds=close.second)
         cursor.execute(sql, {"ids": list(stock_ids), "close": offset})
         return cursor.rowcount
+
+
+# --- moderation ----------------------------------------------------------------------
+
+
+def stock_halt(*, stock_ids: Sequence[int], reason: str) -> int:
+    """Stop trading in the stocks: the tick stops quoting them and pages show the reason."""
+    reason = reason.strip()[:280] or "Trading halted by a moderator."
+    return Stock.objects.filter(id__in=stock_ids, delisted_at__isnull=True).update(
+        halted=True, halt_reason=reason
+    )
+
+
+def stock_resume(*, stock_ids: Sequence[int]) -> int:
+    return Stock.objects.filter(id__in=stock_ids, halted=True).update(halted=False, halt_reason="")
+
+
+def stock_delist(*, stock_ids: Sequence[int], at: datetime) -> int:
+    """Soft delete: the stock leaves browsing and the tick, and keeps its history and page."""
+    return Stock.objects.filter(id__in=stock_ids, delisted_at__isnull=True).update(delisted_at=at)
+
+
+def event_publish(
+    *,
+    headline: str,
+    body: str,
+    scope: str,
+    impact_pct: Decimal,
+    created_by_id: int | None,
+    at: datetime,
+    stock_id: int | None = None,
+    sector: str = "",
+) -> MarketEvent:
+    """A moderator's news. A non-zero impact is a price shock the next tick applies once."""
+    event = MarketEvent(
+        headline=headline.strip(),
+        body=body.strip(),
+        scope=scope,
+        stock_id=stock_id if scope == EventScope.STOCK else None,
+        sector=sector if scope == EventScope.SECTOR else "",
+        impact_pct=impact_pct.quantize(PRICE_STEP),
+        source=EventSource.MODERATOR,
+        created_by_id=created_by_id,
+        published_at=at,
+    )
+    event.full_clean()
+    event.save()
+    return event

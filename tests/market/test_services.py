@@ -257,3 +257,50 @@ def test_the_events_a_provider_generates_are_recorded(provider, settings):
     )
     assert stock_event.shock_applied_at is not None  # already priced in by the provider
     assert MarketEvent.objects.get(scope="sector").sector == "energy"
+
+
+def test_a_moderator_publishes_a_shock_through_the_admin(client, provider, settings):
+    from django.contrib.auth import get_user_model
+
+    settings.MARKET_TICK_HOOKS = []
+    admin_user = get_user_model().objects.create_superuser(
+        handle="boss", email="boss@example.com", password="correct-horse-battery-9"
+    )
+    stock = StockFactory(symbol="ACME", last_price=Decimal("100"))
+    client.force_login(admin_user)
+    response = client.post(
+        "/admin/market/marketevent/add/",
+        {
+            "headline": "ACME recalls its rockets",
+            "body": "",
+            "scope": "stock",
+            "stock": stock.id,
+            "sector": "",
+            "impact_pct": "-20",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    event = MarketEvent.objects.get()
+    assert (event.source, event.created_by, event.shock_applied_at) == (
+        "moderator",
+        admin_user,
+        None,
+    )
+    tick_run(slot=tick_slot(NOON) + 10_000_000)
+    assert provider.calls[-1][2] == {"ACME": Decimal("-20.0000")}
+
+
+def test_an_event_for_a_stock_needs_the_stock(client):
+    from django.contrib.auth import get_user_model
+
+    admin_user = get_user_model().objects.create_superuser(
+        handle="boss", email="boss@example.com", password="correct-horse-battery-9"
+    )
+    client.force_login(admin_user)
+    response = client.post(
+        "/admin/market/marketevent/add/",
+        {"headline": "Something", "scope": "stock", "stock": "", "sector": "", "impact_pct": "0"},
+    )
+    assert response.status_code == 200
+    assert "Choose the stock this event is about." in response.content.decode()
+    assert not MarketEvent.objects.exists()
