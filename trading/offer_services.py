@@ -90,8 +90,9 @@ def _band_pct() -> str:
     return f"{settings.OFFER_PRICE_BAND * 100:.4g}%"
 
 
-def _band_check(stock: Stock, price: Decimal, *, accepting: bool) -> Decimal:
-    """The stock's quote, if it is tradable and `price` lies in the band around it."""
+def offer_price_check(*, stock: Stock, price: Decimal, accepting: bool = False) -> Decimal:
+    """The stock's quote, if it is tradable and `price` lies in the band around it; else
+    StockNotTradable, NoQuote or PriceOutsideBand. Reads only: forms call it to review."""
     quote = stock_check_tradable(stock)
     low, high = offer_price_band(quote)
     if low <= price <= high:
@@ -192,7 +193,7 @@ def _offer_create(
         if not addressee.can_log_in:
             raise UnknownAddressee(f"@{addressee.handle} can't trade right now.")
     stock = Stock.objects.get(pk=stock.pk)  # a fresh quote
-    _band_check(stock, price, accepting=False)
+    offer_price_check(stock=stock, price=price)
     live = TradeOffer.objects.filter(maker=maker, status__in=OFFER_LIVE_STATUSES).count()
     if live >= settings.MAX_OPEN_OFFERS:
         raise TooManyOpenOffers(
@@ -335,7 +336,7 @@ def offer_accept(
                 f"Only {remaining:,} shares remain on this offer; enter {remaining:,} or fewer."
             )
         stock = Stock.objects.get(pk=locked_offer.stock_id)
-        quote = _band_check(stock, locked_offer.price, accepting=True)
+        quote = offer_price_check(stock=stock, price=locked_offer.price, accepting=True)
         locked = portfolios_lock(portfolio_ids=[locked_offer.maker_id, taker.pk])
         take = _settle(
             locked_offer,
