@@ -1,20 +1,45 @@
-"""The admin for players. It never shows the password hash: the fields are explicit.
+"""The admin for players and the audit log.
 
-Moderators (accounts.view_user + accounts.suspend_user) can look players up and
-suspend or reactivate them. Only holders of accounts.change_role (admins) can change
-roles. Nobody adds or hard-deletes players here: sign-up and the soft delete keep the
-ledger's references intact.
+Players: the password hash is never shown (the fields are explicit, everywhere).
+Moderators (accounts.view_user + accounts.suspend_user) look players up and suspend or
+reactivate them with a reason; only holders of accounts.change_role (admins) change
+roles, through the same service as `manage.py grant_role`. Nobody adds or hard-deletes
+players here: sign-up and the soft delete keep the ledger's references intact.
+
+The audit log is read-only, and only admins hold accounts.view_auditentry.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 
-from accounts import roles, selectors, services
+from accounts import selectors, services
+from accounts.admin_forms import RoleForm, StaffAdmin, audit, reason_action, require_perm
 from accounts.errors import AccountsError
-from accounts.models import User
+from accounts.models import AuditEntry, User
+
+USER_FIELDS = (
+    "handle",
+    "email",
+    "display_name",
+    "public_profile",
+    "time_zone",
+    "role",
+    "is_staff",
+    "is_active",
+    "date_joined",
+    "last_login",
+    "suspended_at",
+    "suspension_reason",
+    "deleted_at",
+)
 
 
 class StateFilter(admin.SimpleListFilter):
@@ -25,6 +50,8 @@ class StateFilter(admin.SimpleListFilter):
         return [("active", "Active"), ("suspended", "Suspended"), ("deleted", "Deleted")]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[User]) -> QuerySet[User]:
+        # Each branch matches an index: the partial indexes of migration 0006 for the
+        # rare states, date_joined for the common one.
         if self.value() == "active":
             return queryset.filter(deleted_at__isnull=True, suspended_at__isnull=True)
         if self.value() == "suspended":
@@ -34,29 +61,34 @@ class StateFilter(admin.SimpleListFilter):
         return queryset
 
 
+class RoleFilter(admin.SimpleListFilter):
+    """Roles by name (user / moderator / admin), not Django's raw group list."""
+
+    title = "role"
+    parameter_name = "role"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [("moderator", "Moderator"), ("admin", "Admin"), ("staff", "Any staff role")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[User]) -> QuerySet[User]:
+        if self.value() in ("moderator", "admin"):
+            return queryset.filter(groups__name=self.value())
+        if self.value() == "staff":
+            return queryset.filter(is_staff=True)
+        return queryset
+
+
 @admin.register(User)
-class UserAdmin(admin.ModelAdmin):
+class UserAdmin(StaffAdmin):
     list_display = ("handle", "email", "display_name", "role", "state", "date_joined", "last_login")
-    list_filter = (StateFilter, "groups", "is_staff", "public_profile")
+    list_filter = (StateFilter, RoleFilter, "public_profile")
+    # Prefix searches on the handle use its unique index; email and name are contains.
     search_fields = ("handle", "email", "display_name")
-    ordering = ("-date_joined",)
-    list_per_page = 50
-    # Explicit: no password, no raw groups/permissions widgets.
-    fields = (
-        "handle",
-        "email",
-        "display_name",
-        "public_profile",
-        "time_zone",
-        "role",
-        "is_staff",
-        "is_active",
-        "date_joined",
-        "last_login",
-        "suspended_at",
-        "suspension_reason",
-        "deleted_at",
-    )
+    search_help_text = "Handle, email or display name."
+    ordering = ("-date_joined", "-id")
+    # Explicit fields, here and in every form: never the password hash, never the raw
+    # groups/permissions widgets (roles change through the role page).
+    fields = USER_FIELDS
     readonly_fields = (
         "handle",
         "role",
@@ -68,9 +100,11 @@ class UserAdmin(admin.ModelAdmin):
         "suspension_reason",
         "deleted_at",
     )
-    actions = ("suspend_players", "reactivate_players", "make_user", "make_moderator", "make_admin")
+    actions = ("suspend_players", "reactivate_players", "change_role")
+    change_form_template = "admin/accounts/user/change_form.html"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[User]:
+        # One extra query for the page's roles, whatever the number of rows.
         return super().get_queryset(request).prefetch_related("groups")
 
     @admin.display(description="role")
@@ -97,53 +131,135 @@ class UserAdmin(admin.ModelAdmin):
     def has_change_role_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("accounts.change_role")
 
-    def _each(self, request: HttpRequest, queryset: QuerySet[User], action, done: str) -> None:
-        changed = 0
-        for user in queryset:
+    # --- actions -------------------------------------------------------------------
+
+    @admin.action(description="Suspend selected players…", permissions=["suspend"])
+    def suspend_players(
+        self, request: HttpRequest, queryset: QuerySet[User]
+    ) -> HttpResponse | None:
+        def perform(request: HttpRequest, user: User, data: dict[str, Any]) -> None:
+            services.user_suspend(user=user, reason=data["reason"], by=request.user)
+            audit(request, "user.suspend", user, data["reason"])
+
+        return reason_action(
+            self,
+            request,
+            queryset,
+            title="Suspend players",
+            perform=perform,
+            done="player(s) suspended; their sessions ended",
+            refusals=(AccountsError,),
+            danger=True,
+        )
+
+    @admin.action(description="Reactivate selected players…", permissions=["suspend"])
+    def reactivate_players(
+        self, request: HttpRequest, queryset: QuerySet[User]
+    ) -> HttpResponse | None:
+        def perform(request: HttpRequest, user: User, data: dict[str, Any]) -> None:
+            services.user_reactivate(user=user, by=request.user)
+            audit(request, "user.reactivate", user, data["reason"])
+
+        return reason_action(
+            self,
+            request,
+            queryset,
+            title="Reactivate players",
+            perform=perform,
+            done="player(s) reactivated",
+            refusals=(AccountsError,),
+        )
+
+    @admin.action(description="Change the role of selected players…", permissions=["change_role"])
+    def change_role(self, request: HttpRequest, queryset: QuerySet[User]) -> HttpResponse | None:
+        return reason_action(
+            self,
+            request,
+            queryset,
+            title="Change role",
+            perform=_role_change,
+            done="player(s) given the new role",
+            form_class=RoleForm,
+            refusals=(AccountsError,),
+        )
+
+    # --- the role page of one player -------------------------------------------------
+
+    def get_urls(self) -> list[Any]:
+        return [
+            path(
+                "<int:user_id>/role/",
+                self.admin_site.admin_view(self.role_view),
+                name="accounts_user_role",
+            ),
+            *super().get_urls(),
+        ]
+
+    def role_view(self, request: HttpRequest, user_id: int) -> HttpResponse:
+        require_perm(request, "accounts.change_role")
+        user = get_object_or_404(User, pk=user_id)
+        form = RoleForm(request.POST or None, initial={"role": selectors.user_role(user=user)})
+        if request.method == "POST" and form.is_valid():
             try:
-                action(user)
+                _role_change(request, user, form.cleaned_data)
             except AccountsError as error:
-                self.message_user(request, f"@{user.handle}: {error}", messages.ERROR)
+                form.add_error("role", str(error))
             else:
-                changed += 1
-        if changed:
-            self.message_user(request, f"{changed} player(s) {done}.", messages.SUCCESS)
-
-    @admin.action(description="Suspend selected players", permissions=["suspend"])
-    def suspend_players(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
-        reason = f"Suspended from the admin by @{request.user.handle}"
-        self._each(
+                role = selectors.user_role(user=user)
+                messages.success(request, f"@{user.handle} now has the {role} role.")
+                return redirect(reverse("admin:accounts_user_change", args=[user.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Change the role of @{user.handle}",
+            "original": user,
+            "form": form,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(
             request,
-            queryset,
-            lambda user: services.user_suspend(user=user, reason=reason, by=request.user),
-            "suspended",
+            "admin/accounts/user/role.html",
+            context,
+            status=400 if form.errors else 200,
         )
 
-    @admin.action(description="Lift the suspension of selected players", permissions=["suspend"])
-    def reactivate_players(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
-        self._each(
-            request,
-            queryset,
-            lambda user: services.user_reactivate(user=user, by=request.user),
-            "reactivated",
-        )
 
-    def _grant(self, request: HttpRequest, queryset: QuerySet[User], role: str) -> None:
-        self._each(
-            request,
-            queryset,
-            lambda user: services.role_grant(user=user, role=role, by=request.user),
-            f"now have the {role} role",
-        )
+def _role_change(request: HttpRequest, user: User, data: dict[str, Any]) -> None:
+    """The same service as `manage.py grant_role`, plus the audit entry."""
+    before = selectors.user_role(user=user)
+    services.role_grant(user=user, role=data["role"], by=request.user)
+    audit(request, "user.role", user, data["reason"], before=before, after=data["role"])
 
-    @admin.action(description="Set role: user", permissions=["change_role"])
-    def make_user(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
-        self._grant(request, queryset, roles.USER)
 
-    @admin.action(description="Set role: moderator", permissions=["change_role"])
-    def make_moderator(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
-        self._grant(request, queryset, roles.MODERATOR)
+@admin.register(AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin):
+    list_display = ("created_at", "actor_handle", "action", "outcome", "target_label", "reason")
+    list_filter = ("outcome", "action", "target_type", ("created_at", admin.DateFieldListFilter))
+    search_fields = ("actor_handle", "target_label", "=target_id", "reason")
+    search_help_text = "Staff handle, target, target id (exact) or words of the reason."
+    ordering = ("-created_at", "-id")
+    show_full_result_count = False
+    list_per_page = 100
+    fields = (
+        "created_at",
+        "actor",
+        "actor_handle",
+        "action",
+        "outcome",
+        "target_type",
+        "target_id",
+        "target_label",
+        "reason",
+        "details",
+        "ip",
+    )
+    readonly_fields = fields
+    list_select_related = ("actor",)
 
-    @admin.action(description="Set role: admin", permissions=["change_role"])
-    def make_admin(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
-        self._grant(request, queryset, roles.ADMIN)
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -64,6 +64,8 @@ MIDDLEWARE = [
     "accounts.middleware.UserTimezoneMiddleware",
     "accounts.middleware.SessionTrackingMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # Writes a refused admin request (403) of a staff member to the audit log.
+    "accounts.audit.AdminDeniedMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -130,10 +132,16 @@ REDIS_METRICS_URL = redis_db_url(env.int("REDIS_METRICS_DB", default=4))
 
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        # Django's RedisCache, except that an unreachable Redis reads as an empty cache
+        # instead of a 500 (config/cache.py; docs/moderation.md).
+        "BACKEND": "config.cache.ResilientRedisCache",
         "LOCATION": REDIS_CACHE_URL,
         "KEY_PREFIX": "bullpen",
-        "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+        "OPTIONS": {
+            "socket_connect_timeout": 2,
+            "socket_timeout": 2,
+            "retry_seconds": env.float("CACHE_RETRY_SECONDS", default=5.0),
+        },
     }
 }
 
@@ -198,6 +206,9 @@ AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
 RATELIMIT_USE_CACHE = "default"
 RATELIMIT_VIEW = "config.views.rate_limited"
 RATELIMIT_ENABLE = env.bool("RATELIMIT_ENABLE", default=True)
+# While the cache (Redis) is unreachable the counts cannot be read: true lets requests
+# through (axes' lockout, in PostgreSQL, still guards logins), false answers 429.
+RATELIMIT_FAIL_OPEN = env.bool("RATELIMIT_FAIL_OPEN", default=True)
 # django-ratelimit rates ("count/period", period s, m, h or d) for the account forms' POSTs.
 RATELIMIT_LOGIN_IP = env("RATELIMIT_LOGIN_IP", default="30/m")
 RATELIMIT_LOGIN_USERNAME = env("RATELIMIT_LOGIN_USERNAME", default="10/m")
