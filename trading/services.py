@@ -21,6 +21,7 @@ from functools import partial
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 import portfolio.errors as portfolio_errors
@@ -567,37 +568,49 @@ def order_cancel(*, order: Order, by: object, reason: str = "") -> Order:
 
 
 def orders_expire(*, now: datetime | None = None, batch: int = 500) -> int:
-    """Expire the DAY orders whose session closed by `now`, releasing their reservations.
-    Each in its own transaction; running it again does nothing more. Returns how many."""
+    """Take off the book, releasing their reservations: the DAY orders whose session
+    closed by `now` (expired), and the resting orders of delisted stocks (cancelled,
+    since they can never fill). Each order in its own transaction, `batch` ids read at
+    a time; running it again does nothing more. Returns how many it closed."""
     now = now or timezone.now()
-    expired = 0
-    due = list(
-        Order.objects.filter(
-            status__in=OPEN_STATUSES, time_in_force=TimeInForce.DAY, expires_at__lte=now
-        )
-        .order_by("id")
-        .values_list("id", flat=True)[:batch]
+    due = Q(time_in_force=TimeInForce.DAY, expires_at__lte=now) | Q(
+        stock__delisted_at__isnull=False
     )
-    for order_id in due:
-        with transaction.atomic():
-            order = (
-                Order.objects.select_for_update(skip_locked=True, of=("self",))
-                .select_related("stock")
-                .filter(pk=order_id, status__in=OPEN_STATUSES)
-                .first()
-            )
-            if order is None:
-                continue
-            portfolio = portfolios_lock(portfolio_ids=[order.portfolio_id])[order.portfolio_id]
+    closed = 0
+    after = 0
+    while True:
+        order_ids = list(
+            Order.objects.filter(due, status__in=OPEN_STATUSES, pk__gt=after)
+            .order_by("pk")
+            .values_list("pk", flat=True)[:batch]
+        )
+        if not order_ids:
+            return closed
+        after = order_ids[-1]
+        for order_id in order_ids:
+            closed += _order_expire(order_id)
+
+
+def _order_expire(order_id: int) -> int:
+    with transaction.atomic():
+        order = (
+            Order.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("stock")
+            .filter(pk=order_id, status__in=OPEN_STATUSES)
+            .first()
+        )
+        if order is None:  # filled, cancelled, or being handled by someone else right now
+            return 0
+        portfolio = portfolios_lock(portfolio_ids=[order.portfolio_id])[order.portfolio_id]
+        if order.stock.delisted_at is not None:
+            status = OrderStatus.CANCELLED
+            reason = f"Cancelled: {order.stock.symbol} was delisted."
+        else:
+            status = OrderStatus.EXPIRED
             close_at = order.expires_at.astimezone(UTC)
-            _close(
-                order,
-                portfolio=portfolio,
-                status=OrderStatus.EXPIRED,
-                reason=f"Day order expired at the session close ({close_at:%H:%M} UTC).",
-            )
-            expired += 1
-    return expired
+            reason = f"Day order expired at the session close ({close_at:%H:%M} UTC)."
+        _close(order, portfolio=portfolio, status=status, reason=reason)
+        return 1
 
 
 # --- The tick ---------------------------------------------------------------------------

@@ -348,3 +348,23 @@ def test_reconcile_sees_what_open_orders_reserve(portfolio, stock):
     buy = place(portfolio, stock, "buy", "limit", 10, limit_price=D("90"))
     place(portfolio, stock, "sell", "limit", 3, limit_price=D("120"))
     assert order_reservations() == {portfolio.pk: (buy.reserved_cash, {stock.pk: 3})}
+
+
+def test_resting_orders_of_a_delisted_stock_are_cancelled_and_released(portfolio, stock):
+    order = place(portfolio, stock, "buy", "limit", 10, limit_price=D("90"))
+    Stock.objects.filter(pk=stock.pk).update(delisted_at=timezone.now())
+
+    assert orders_expire() == 1
+    order.refresh_from_db()
+    assert (order.status, order.reason) == ("cancelled", "Cancelled: AAPL was delisted.")
+    assert fresh(portfolio).reserved_cash == D("0")
+    assert orders_expire() == 0
+
+
+def test_the_beat_task_expires_what_is_due(portfolio, stock):
+    from trading.tasks import expire_day_orders
+
+    order = place(portfolio, stock, "buy", "limit", 1, limit_price=D("90"), time_in_force="day")
+    Order.objects.filter(pk=order.pk).update(expires_at=timezone.now() - timedelta(minutes=1))
+    assert expire_day_orders() == 1
+    assert status(order) == "expired"
