@@ -37,9 +37,13 @@ def run(port: int = 8000) -> int:
             "  Ctrl-C stops everything.\n",
             flush=True,
         )
-        honcho = Path(sys.executable).parent / "honcho"
+        venv_bin = Path(sys.executable).parent
+        # The Procfile names daphne and celery bare, as production runs them.
+        env = {**os.environ, "PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}"}
         process = subprocess.Popen(
-            [str(honcho), "start", "-f", "Procfile", "-p", str(port)], cwd=BASE_DIR
+            [str(venv_bin / "honcho"), "start", "-f", "Procfile", "-p", str(port)],
+            cwd=BASE_DIR,
+            env=env,
         )
         try:
             return process.wait()
