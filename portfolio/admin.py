@@ -4,23 +4,23 @@ through `cash_adjust` (the "Adjust cash" page), which posts a ledger entry."""
 from __future__ import annotations
 
 import uuid
-from decimal import Decimal
 from typing import Any
 
-from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
+from accounts.admin_forms import StaffAdmin, audit, require_perm
+from portfolio.admin_forms import CashAdjustForm
 from portfolio.errors import PortfolioError
 from portfolio.models import LedgerEntry, NetWorthSnapshot, Portfolio, Position, Watchlist
 from portfolio.services import cash_adjust
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(StaffAdmin):
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
@@ -66,21 +66,8 @@ class PositionInline(admin.TabularInline):
         return super().get_queryset(request).select_related("stock")
 
 
-class CashAdjustForm(forms.Form):
-    amount = forms.DecimalField(
-        max_digits=14, decimal_places=2, help_text="Positive grants cash, negative removes it."
-    )
-    reason = forms.CharField(max_length=280, help_text="Shown in the player's statement.")
-
-    def clean_amount(self) -> Decimal:
-        amount = self.cleaned_data["amount"]
-        if not amount:
-            raise forms.ValidationError("The amount cannot be zero.")
-        return amount
-
-
 @admin.register(Portfolio)
-class PortfolioAdmin(admin.ModelAdmin):
+class PortfolioAdmin(StaffAdmin):
     list_display = ("id", "owner", "name", "cash", "reserved_cash", "starting_cash", "created_at")
     search_fields = ("owner__handle", "owner__email")
     list_select_related = ("owner",)
@@ -116,20 +103,30 @@ class PortfolioAdmin(admin.ModelAdmin):
         ]
 
     def adjust_cash_view(self, request: HttpRequest, portfolio_id: int) -> HttpResponse:
-        if not request.user.has_perm("portfolio.adjust_cash"):
-            raise PermissionDenied
+        require_perm(request, "portfolio.adjust_cash")
         portfolio = get_object_or_404(Portfolio.objects.select_related("owner"), pk=portfolio_id)
         form = CashAdjustForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             try:
-                cash_adjust(
-                    portfolio=portfolio,
-                    amount=form.cleaned_data["amount"],
-                    reason=form.cleaned_data["reason"],
-                    by=request.user,
-                    # One key per form render, so a double submit posts once.
-                    idempotency_key=f"adjustment:{request.POST.get('nonce') or uuid.uuid4()}",
-                )
+                # The ledger entry and its audit entry commit together or not at all.
+                with transaction.atomic():
+                    entry = cash_adjust(
+                        portfolio=portfolio,
+                        amount=form.cleaned_data["amount"],
+                        reason=form.cleaned_data["reason"],
+                        by=request.user,
+                        # One key per form render, so a double submit posts once.
+                        idempotency_key=f"adjustment:{request.POST.get('nonce') or uuid.uuid4()}",
+                    )
+                    audit(
+                        request,
+                        "portfolio.adjust_cash",
+                        portfolio,
+                        form.cleaned_data["reason"],
+                        amount=form.cleaned_data["amount"],
+                        player=portfolio.owner_id,
+                        ledger_entry=entry.pk,
+                    )
             except PortfolioError as error:
                 form.add_error(error.field if error.field in form.fields else None, str(error))
             else:

@@ -12,6 +12,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 
 from accounts.admin_forms import ReviewForm, StaffAdmin, audit, reason_action
+from trading import offer_admin
 from trading.collusion import collusion_flag_review
 from trading.errors import TradingError
 from trading.models import CollusionFlag, Fill, OfferTake, Order, TradeOffer
@@ -82,41 +83,35 @@ class OrderAdmin(ReadOnlyStaffAdmin):
 
 @admin.register(Fill)
 class FillAdmin(ReadOnlyStaffAdmin):
-    list_display = ("id", "created_at", "order", "quantity", "price", "fee")
-    list_select_related = ("order",)
-    search_fields = ("=order__id",)
-    ordering = ("-id",)
-
-    def get_list_display(self, request: HttpRequest) -> tuple[str, ...]:
-        names = {field.name for field in Fill._meta.fields}
-        return tuple(name for name in self.list_display if name in names or name == "order")
-
-
-@admin.register(TradeOffer)
-class TradeOfferAdmin(ReadOnlyStaffAdmin):
     list_display = (
         "id",
         "created_at",
-        "maker_handle",
-        "addressee",
-        "side",
+        "order_id",
+        "portfolio",
         "stock",
+        "side",
         "quantity",
-        "remaining_quantity",
         "price",
-        "status",
-        "expires_at",
+        "fee",
     )
-    list_filter = ("status", "side")
-    list_select_related = ("maker__owner", "addressee", "stock")
+    list_select_related = ("portfolio", "stock")
+    list_filter = ("side",)
+    search_fields = ("=order__id", "=stock__symbol")
+    ordering = ("-created_at", "-id")
+
+
+# The offers engineer's admin (trading/offer_admin.py: evidence table, takes inline) is
+# the base; this adds the audit log, the 403 on refused actions and a required reason.
+admin.site.unregister(TradeOffer)
+admin.site.unregister(CollusionFlag)
+
+
+@admin.register(TradeOffer)
+class TradeOfferAdmin(StaffAdmin, offer_admin.TradeOfferAdmin):
     search_fields = ("=id", "maker__owner__handle", "addressee__handle", "=stock__symbol")
     search_help_text = "Offer id, maker or addressee handle (contains) or symbol (exact)."
     ordering = ("-created_at", "-id")
     actions = ("cancel_offers",)
-
-    @admin.display(description="maker", ordering="maker__owner__handle")
-    def maker_handle(self, offer: TradeOffer) -> str:
-        return str(offer.maker.owner)
 
     @admin.action(description="Cancel the selected live offers…", permissions=["cancel"])
     def cancel_offers(
@@ -147,21 +142,7 @@ class OfferTakeAdmin(ReadOnlyStaffAdmin):
 
 
 @admin.register(CollusionFlag)
-class CollusionFlagAdmin(ReadOnlyStaffAdmin):
-    list_display = (
-        "id",
-        "kind",
-        "player_a",
-        "player_b",
-        "beneficiary",
-        "occurrences",
-        "value_moved",
-        "status",
-        "last_seen_at",
-    )
-    list_filter = ("status", "kind")
-    list_select_related = ("player_a", "player_b", "beneficiary")
-    search_fields = ("player_a__handle", "player_b__handle")
+class CollusionFlagAdmin(StaffAdmin, offer_admin.CollusionFlagAdmin):
     ordering = ("-last_seen_at", "-id")
     actions = ("review_flags",)
 
@@ -173,7 +154,9 @@ class CollusionFlagAdmin(ReadOnlyStaffAdmin):
         self, request: HttpRequest, queryset: QuerySet[CollusionFlag]
     ) -> HttpResponse | None:
         def perform(request: HttpRequest, flag: CollusionFlag, data: dict[str, Any]) -> None:
-            collusion_flag_review(flag=flag, status=data["status"], note=data["note"], by=request.user)
+            collusion_flag_review(
+                flag=flag, status=data["status"], note=data["note"], by=request.user
+            )
             audit(request, "collusion.review", flag, data["note"], status=data["status"])
 
         return reason_action(

@@ -187,3 +187,22 @@ def collusion_scan(*, now: datetime | None = None) -> int:
         cursor.execute(ACTIVE_PAIRS_SQL, {"since": now - _window(), "min_takes": min_takes})
         pairs = cursor.fetchall()
     return sum(len(collusion_scan_pair(user_ids=pair, now=now)) for pair in pairs)
+
+
+def collusion_flag_review(*, flag: CollusionFlag, status: str, note: str, by: object) -> int:
+    """A moderator's verdict on a flag: "reviewed" (a concern) or "dismissed", with a
+    note. The note is appended, so earlier verdicts stay readable. Returns 1 if the flag
+    was updated."""
+    if status not in (CollusionStatus.REVIEWED, CollusionStatus.DISMISSED):
+        raise ValueError(f"Unknown review status {status!r}.")
+    note = (note or "").strip()
+    if not note:
+        raise ValueError("A review needs a note.")
+    stamp = f"[{timezone.now():%Y-%m-%d %H:%M} UTC, {by}: {status}] {note}"
+    with transaction.atomic():
+        locked = CollusionFlag.objects.select_for_update().get(pk=flag.pk)
+        locked.note = f"{locked.note}\n{stamp}".strip()
+        locked.status = status
+        locked.save(update_fields=["note", "status"])
+    flag.note, flag.status = locked.note, locked.status
+    return 1
