@@ -112,7 +112,12 @@ def on_tick(result: TickResult) -> None:
     _send(wallet_events(user_ids=holders, slot=result.slot))
 
 
-def wallet_push(*, user_ids: Iterable[int]) -> None:
-    """Push the wallets of these players now (after a fill or a settled offer), if online."""
-    online = players_online().intersection(user_ids)
-    _send(wallet_events(user_ids=online, slot=None))
+def wallet_push(*, user_ids: Iterable[int], extra_html: str = "") -> None:
+    """Push the wallets of these players now (after a fill or a settled offer). The
+    event's own fragment (`extra_html`: a toast, a refresh signal) rides in the same
+    frame. Sent whether or not presence counts them online: events are rare, and a tab
+    whose heartbeat is late must still hear about its fill."""
+    events = wallet_events(user_ids=user_ids, slot=None)
+    for event in events.values():
+        event["extra"] = extra_html
+    _send(events)

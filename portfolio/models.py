@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.functional import cached_property
 
 CASH = {"max_digits": 14, "decimal_places": 2}
 PRICE = {"max_digits": 14, "decimal_places": 4}
@@ -91,6 +92,9 @@ class Position(models.Model):
     def __str__(self) -> str:
         return f"{self.quantity} {self.stock_id} in #{self.portfolio_id}"
 
+    # The figures below are cached per instance: a page reads each several times. Load a
+    # fresh row to see a new price.
+
     @property
     def available_quantity(self) -> int:
         return self.quantity - self.reserved_quantity
@@ -101,21 +105,21 @@ class Position(models.Model):
             return ZERO
         return (self.cost_basis / self.quantity).quantize(Decimal("0.0001"))
 
-    @property
+    @cached_property
     def market_value(self) -> Decimal:
         return (self.stock.last_price * self.quantity).quantize(CENT)
 
-    @property
+    @cached_property
     def unrealized_pnl(self) -> Decimal:
         return (self.stock.last_price * self.quantity - self.cost_basis).quantize(CENT)
 
-    @property
+    @cached_property
     def unrealized_pnl_pct(self) -> Decimal | None:
         if not self.cost_basis:
             return None
         return (self.unrealized_pnl / self.cost_basis * 100).quantize(CENT)
 
-    @property
+    @cached_property
     def day_change(self) -> Decimal:
         stock = self.stock
         if not stock.previous_close:
