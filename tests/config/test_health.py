@@ -27,3 +27,9 @@ def test_unknown_url_gets_the_friendly_404_page(client):
     response = client.get("/no-such-page/")
     assert response.status_code == 404
     assert b"Page not found" in response.content
+
+
+def test_error_pages_show_no_template_comment_text(client):
+    response = client.get("/no-such-page/")
+    assert b"{#" not in response.content
+    assert b"Standalone" not in response.content
