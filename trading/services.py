@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -59,6 +60,42 @@ logger = logging.getLogger(__name__)
 
 MAX_PRICE = Decimal("9999999999.9999")  # NUMERIC(14, 4)
 HUNDRED = Decimal(100)
+
+
+# --- Announcements -------------------------------------------------------------------
+
+_deferral = threading.local()
+
+
+def _announce(event: str, object_id: int) -> None:
+    """Call trading.events.<event>(object_id) once the current transaction commits, or,
+    inside `announcements_deferred()`, hand it to the caller to send in one batch."""
+    transaction.on_commit(partial(_announce_now, event, object_id))
+
+
+def _announce_now(event: str, object_id: int) -> None:
+    deferred = getattr(_deferral, "events", None)
+    if deferred is not None:
+        deferred.append((event, object_id))
+        return
+    try:
+        getattr(events, event)(object_id)
+    except Exception:
+        # Telling the player is best effort; the fill stands either way.
+        logger.warning("trading event %s(%s) failed", event, object_id, exc_info=True)
+
+
+@contextlib.contextmanager
+def announcements_deferred() -> Iterator[list[tuple[str, int]]]:
+    """Collect (in this thread) the announcements of the transactions that commit inside
+    the block instead of sending each at its commit: the tick fills hundreds of orders
+    and must not render and push each one inline (see trading.triggers)."""
+    previous = getattr(_deferral, "events", None)
+    _deferral.events = collected = []
+    try:
+        yield collected
+    finally:
+        _deferral.events = previous
 
 
 # --- Validation ---------------------------------------------------------------------
@@ -382,7 +419,8 @@ def order_place(
         if order.fires_at(quote):
             with _portfolio_errors():
                 _fire(order, portfolio=locked, quote=quote, quote_at=stock.quoted_at)
-        transaction.on_commit(partial(events.order_changed, order.pk))
+        if order.status != OrderStatus.FILLED:  # a fill announces itself
+            _announce("order_changed", order.pk)
     return order
 
 
@@ -465,7 +503,7 @@ def _execute(
         release_cash=release_cash,
         release_quantity=release_quantity,
     )
-    transaction.on_commit(partial(events.fill_made, fill.pk))
+    _announce("fill_made", fill.pk)
     return fill
 
 
@@ -514,7 +552,8 @@ def order_fill(*, order_id: int, quote: Decimal, quote_at: datetime | None = Non
             logger.info("order %s rejected at trigger: %s", order.pk, shortfall)
             return None
         fill = _fire(order, portfolio=portfolio, quote=quote, quote_at=quote_at)
-        transaction.on_commit(partial(events.order_changed, order.pk))
+        if fill is None:  # a stop-limit that now rests as a limit
+            _announce("order_changed", order.pk)
         return fill
 
 
@@ -536,7 +575,7 @@ def _close(order: Order, *, portfolio: Portfolio, status: str, reason: str) -> N
     order.trigger_price = None
     order.trigger_when = ""
     order.save(update_fields=[*_CLOSE_FIELDS, "reason"])
-    transaction.on_commit(partial(events.order_changed, order.pk))
+    _announce("order_changed", order.pk)
 
 
 def order_cancel(*, order: Order, by: object, reason: str = "") -> Order:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
 
+from trading import events
 from trading.collusion import collusion_scan
 from trading.offer_services import offers_expire
 from trading.services import orders_expire
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(autoretry_for=(ConnectionError,), retry_backoff=True, max_retries=5)
@@ -25,3 +30,14 @@ def expire_offers() -> int:
 def scan_collusion() -> int:
     """Re-scan every recently active pair of traders for collusion signals."""
     return collusion_scan()
+
+
+@shared_task
+def announce(announcements: list[tuple[str, int]]) -> None:
+    """Send a tick's fill and order announcements (trading.events), one after another.
+    Best effort and not retried: a push that fails costs a toast, never a trade."""
+    for event, object_id in announcements:
+        try:
+            getattr(events, event)(object_id)
+        except Exception:
+            logger.warning("trading event %s(%s) failed", event, object_id, exc_info=True)

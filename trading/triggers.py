@@ -20,7 +20,7 @@ from django.conf import settings
 from django.db import connection
 
 from trading.selectors import orders_triggered
-from trading.services import order_fill, trailing_stops_follow
+from trading.services import announcements_deferred, order_fill, trailing_stops_follow
 
 logger = logging.getLogger(__name__)
 
@@ -34,20 +34,40 @@ class TriggerReport:
     find_seconds: float  # the trailing UPDATE and the trigger SELECT
 
 
-def _fill_each(pending: Iterator[tuple[int, Decimal]], at: datetime | None) -> int:
+def _fill_each(
+    pending: Iterator[tuple[int, Decimal]], at: datetime | None, announcements: list
+) -> int:
     filled = 0
-    for order_id, price in pending:
-        try:
-            if order_fill(order_id=order_id, quote=price, quote_at=at) is not None:
-                filled += 1
-        except Exception:
-            # One broken order must not stop the others in this tick; it stays open
-            # and is tried again on the next tick that satisfies it.
-            logger.exception("order %s could not be filled", order_id)
+    with announcements_deferred() as deferred:
+        for order_id, price in pending:
+            try:
+                if order_fill(order_id=order_id, quote=price, quote_at=at) is not None:
+                    filled += 1
+            except Exception:
+                # One broken order must not stop the others in this tick; it stays open
+                # and is tried again on the next tick that satisfies it.
+                logger.exception("order %s could not be filled", order_id)
+    announcements.extend(deferred)
     return filled
 
 
-def _fill_parallel(triggered: list[tuple[int, Decimal]], at: datetime | None, workers: int) -> int:
+def _announce(announcements: list[tuple[str, int]]) -> None:
+    """Tell the players about this tick's fills from a Celery task, off the tick's path
+    (each push renders a fragment and reaches Redis). If the broker is unreachable,
+    nobody is told; the pages' own polling still shows the fills."""
+    if not announcements:
+        return
+    from trading.tasks import announce
+
+    try:
+        announce.delay(announcements)
+    except Exception:
+        logger.warning("tick announcements not queued (%d)", len(announcements), exc_info=True)
+
+
+def _fill_parallel(
+    triggered: list[tuple[int, Decimal]], at: datetime | None, workers: int, announcements: list
+) -> int:
     """Fill from `workers` threads, each with its own connection, taking orders oldest
     first from one shared queue. Each fill is still its own transaction; two threads
     never take one order (SKIP LOCKED), and fills of one portfolio serialize on its lock."""
@@ -65,7 +85,7 @@ def _fill_parallel(triggered: list[tuple[int, Decimal]], at: datetime | None, wo
 
     def run() -> None:
         try:
-            filled = _fill_each(next_order(), at)
+            filled = _fill_each(next_order(), at, announcements)
             with lock:
                 counts.append(filled)
         finally:
@@ -92,10 +112,12 @@ def orders_trigger(
     moved = trailing_stops_follow(prices=prices)
     triggered = orders_triggered(prices=prices)
     found = time.perf_counter()
+    announcements: list[tuple[str, int]] = []
     if workers > 1 and len(triggered) >= 4 * workers:
-        filled = _fill_parallel(triggered, at, workers)
+        filled = _fill_parallel(triggered, at, workers, announcements)
     else:
-        filled = _fill_each(iter(triggered), at)
+        filled = _fill_each(iter(triggered), at, announcements)
+    _announce(announcements)
     report = TriggerReport(
         trailing_moved=moved,
         triggered=len(triggered),

@@ -1,0 +1,58 @@
+"""What trading tells the live layer (trading.events), and when: after the commit, one
+call per fill; a tick's fills go out in one batch task instead of inline."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from tests.trading.conftest import place, tick
+from trading import events, tasks
+from trading.models import Fill
+from trading.triggers import on_tick
+
+pytestmark = pytest.mark.django_db(transaction=True)
+D = Decimal
+
+
+@pytest.fixture
+def announced(monkeypatch):
+    calls: list[tuple[str, int]] = []
+    monkeypatch.setattr(events, "fill_made", lambda fill_id: calls.append(("fill_made", fill_id)))
+    monkeypatch.setattr(
+        events, "order_changed", lambda order_id: calls.append(("order_changed", order_id))
+    )
+    return calls
+
+
+def test_a_market_fill_is_announced_once_after_it_commits(portfolio, stock, announced):
+    order = place(portfolio, stock, "buy", "market", 1)
+    assert announced == [("fill_made", order.fills.get().pk)]
+
+
+def test_a_resting_order_and_its_cancel_are_announced(portfolio, stock, player, announced):
+    from trading.services import order_cancel
+
+    order = place(portfolio, stock, "buy", "limit", 1, limit_price=D("90"))
+    order_cancel(order=order, by=player)
+    assert announced == [("order_changed", order.pk), ("order_changed", order.pk)]
+
+
+def test_a_ticks_fills_are_announced_in_one_batch_off_the_tick(
+    portfolio, stock, announced, monkeypatch
+):
+    queued: list[list] = []
+    monkeypatch.setattr(tasks.announce, "delay", lambda batch: queued.append(batch))
+    first = place(portfolio, stock, "buy", "limit", 1, limit_price=D("95"))
+    second = place(portfolio, stock, "buy", "limit", 2, limit_price=D("96"))
+    announced.clear()
+
+    on_tick(tick((stock, "94")))
+
+    fills = {fill.order_id: fill.pk for fill in Fill.objects.all()}
+    assert announced == []  # nothing rendered or pushed inline
+    assert queued == [[("fill_made", fills[first.pk]), ("fill_made", fills[second.pk])]]
+
+    tasks.announce(queued[0])
+    assert announced == queued[0]
