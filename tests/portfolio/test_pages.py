@@ -289,3 +289,15 @@ def test_under_asgi_the_statement_streams_in_batches():
     assert len(chunks) == 2  # header + 500 rows, then the last 11
     last = b"".join(chunks).decode().strip().splitlines()[-1]
     assert f",{D('100000.00') + STATEMENT_BATCH_ROWS + 10}," in last
+
+
+def test_the_watchlist_page_query_count_does_not_grow_with_items(
+    player_client, player, portfolio, make_stock, django_assert_max_num_queries
+):
+    for n in range(20):
+        watchlist_add(user=player, stock=make_stock(f"W{n}"))
+    player_client.get(reverse("watchlist"))  # the session's first request also records the device
+    # Session, user, last-seen touch, the items with their stocks, the header wallet.
+    with django_assert_max_num_queries(7):
+        response = player_client.get(reverse("watchlist"))
+    assert text(response).count("★ Watching") == 20
