@@ -5,6 +5,7 @@ from functools import cached_property
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.core.validators import RegexValidator
 from django.db import models
+from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -71,7 +72,17 @@ class User(AbstractBaseUser, PermissionsMixin):
             models.UniqueConstraint(Lower("handle"), name="user_handle_ci_unique"),
             models.UniqueConstraint(Lower("email"), name="user_email_ci_unique"),
         ]
-        indexes = [models.Index(fields=["date_joined"])]
+        indexes = [
+            # The admin's player list: newest first, id as the tie-breaker (one index
+            # scan, read backwards, for every page of 100,000 players).
+            models.Index(fields=["date_joined", "id"], name="user_joined_idx"),
+            # The admin's "any staff role" filter: a handful of rows among all players.
+            models.Index(fields=["date_joined"], name="user_staff_idx", condition=Q(is_staff=True)),
+            # The admin's search by the start of a handle (LIKE 'abc%' needs pattern ops).
+            models.Index(
+                fields=["handle"], name="user_handle_prefix_idx", opclasses=["varchar_pattern_ops"]
+            ),
+        ]
         # Named permissions that belong to accounts; accounts.roles gives them to roles.
         permissions = [
             ("suspend_user", "Can suspend and reactivate players"),

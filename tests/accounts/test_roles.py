@@ -159,7 +159,7 @@ class TestAdminMatrix:
         UserFactory(handle="other")
         by_handle = client.get("/admin/accounts/user/", {"q": "findme"})
         assert [u.handle for u in by_handle.context["cl"].result_list] == ["findme"]
-        by_email = client.get("/admin/accounts/user/", {"q": "zed@"})
+        by_email = client.get("/admin/accounts/user/", {"q": "Zed@Example.com"})
         assert [u.handle for u in by_email.context["cl"].result_list] == ["findme"]
 
 
