@@ -330,7 +330,7 @@ RECONCILE_RESERVATION_SOURCES = env.list(
 # Stop and trailing buys reserve cash for the trigger price plus this fraction (a gap).
 ORDER_PROTECTION_BAND = Decimal(env.str("ORDER_PROTECTION_BAND", default="0.05"))
 # Threads that fill a tick's triggered orders (each fill is its own transaction).
-TRIGGER_FILL_WORKERS = env.int("TRIGGER_FILL_WORKERS", default=1)
+TRIGGER_FILL_WORKERS = env.int("TRIGGER_FILL_WORKERS", default=4)
 
 # --- The market --------------------------------------------------------------
 MARKET_PROVIDER = env("MARKET_PROVIDER", default="simulated")

@@ -61,10 +61,14 @@ _resting = Q(status__in=OPEN_STATUSES)
 
 
 class Order(models.Model):
+    # No single-column indexes on these two: the composite and partial indexes below lead
+    # with them, and every index is one more write on each fill and trailing-stop move.
     portfolio = models.ForeignKey(
-        "portfolio.Portfolio", on_delete=models.PROTECT, related_name="orders"
+        "portfolio.Portfolio", on_delete=models.PROTECT, related_name="orders", db_index=False
     )
-    stock = models.ForeignKey("market.Stock", on_delete=models.PROTECT, related_name="orders")
+    stock = models.ForeignKey(
+        "market.Stock", on_delete=models.PROTECT, related_name="orders", db_index=False
+    )
     side = models.CharField(max_length=4, choices=Side.choices)
     type = models.CharField(max_length=16, choices=OrderType.choices)
     quantity = models.BigIntegerField()
@@ -157,7 +161,11 @@ class Order(models.Model):
             models.Index(fields=["portfolio", "status"], name="order_portfolio_status_idx"),
             models.Index(fields=["portfolio", "-created_at"], name="order_portfolio_recent_idx"),
             # DAY orders due to expire.
-            models.Index(fields=["expires_at"], name="order_expiring_idx", condition=_resting),
+            models.Index(
+                fields=["expires_at"],
+                name="order_expiring_idx",
+                condition=_resting & Q(expires_at__isnull=False),
+            ),
             # The admin's order list: filtered by status, newest first.
             models.Index(fields=["status", "-created_at"], name="order_admin_status_idx"),
         ]

@@ -12,26 +12,26 @@ from django.http import Http404
 
 from trading.models import OPEN_STATUSES, Fill, Order
 
-# The orders the tick's new prices satisfy. One statement, two index range scans per
-# ticked stock (order_trigger_rise_idx / order_trigger_fall_idx are partial indexes on
-# (stock_id, trigger_price) holding only resting orders). The predicates repeat the
-# indexes' WHERE clauses word for word so the planner can prove they apply.
+# The orders the tick's new prices satisfy, in one statement. For each ticked stock, two
+# index range scans: order_trigger_rise_idx / order_trigger_fall_idx are partial indexes
+# on (stock_id, trigger_price) holding only resting orders, and the predicates repeat
+# their WHERE clauses word for word so the planner can use them. OFFSET 0 keeps the
+# LATERAL from being flattened into a hash join that reads every resting order (what
+# the planner picks when most orders rest and it cannot tell how few will fire).
 TRIGGERED_SQL = """
-WITH tick AS (
-    SELECT * FROM unnest(%(stock_ids)s::bigint[], %(prices)s::numeric[]) AS t(stock_id, price)
-)
-SELECT o.id, tick.price
-FROM tick
-JOIN trading_order o ON o.stock_id = tick.stock_id
-WHERE o.status IN ('open', 'triggered') AND o.trigger_when = 'rise'
-  AND o.trigger_price <= tick.price
-UNION ALL
-SELECT o.id, tick.price
-FROM tick
-JOIN trading_order o ON o.stock_id = tick.stock_id
-WHERE o.status IN ('open', 'triggered') AND o.trigger_when = 'fall'
-  AND o.trigger_price >= tick.price
-ORDER BY 1
+SELECT hit.id, tick.price
+FROM unnest(%(stock_ids)s::bigint[], %(prices)s::numeric[]) AS tick(stock_id, price)
+CROSS JOIN LATERAL (
+    SELECT o.id FROM trading_order o
+    WHERE o.stock_id = tick.stock_id AND o.status IN ('open', 'triggered')
+      AND o.trigger_when = 'rise' AND o.trigger_price <= tick.price
+    UNION ALL
+    SELECT o.id FROM trading_order o
+    WHERE o.stock_id = tick.stock_id AND o.status IN ('open', 'triggered')
+      AND o.trigger_when = 'fall' AND o.trigger_price >= tick.price
+    OFFSET 0
+) AS hit
+ORDER BY hit.id
 """
 
 

@@ -656,33 +656,41 @@ def _order_expire(order_id: int) -> int:
 
 
 TRAILING_FOLLOW_SQL = """
-WITH tick AS (
-    SELECT * FROM unnest(%(stock_ids)s::bigint[], %(prices)s::numeric[]) AS t(stock_id, price)
-), moved AS (
+WITH moved AS (
+    -- Per ticked stock, an index probe (order_trailing_open_idx) for the trailing stops
+    -- whose water mark this price beats. OFFSET 0 keeps the planner from flattening the
+    -- LATERAL into one hash join over every resting trailing stop.
+    SELECT hit.id, tick.price
+    FROM unnest(%(stock_ids)s::bigint[], %(prices)s::numeric[]) AS tick(stock_id, price)
+    CROSS JOIN LATERAL (
+        SELECT o.id FROM trading_order o
+        WHERE o.stock_id = tick.stock_id AND o.status = 'open' AND o.type = 'trailing_stop'
+          AND ((o.side = 'sell' AND tick.price > o.high_water)
+            OR (o.side = 'buy' AND tick.price < o.low_water))
+        OFFSET 0
+    ) AS hit
+), locked AS (
     -- Lock in id order, so two overlapping ticks cannot deadlock on these rows.
-    SELECT o.id, tick.price
-    FROM trading_order o JOIN tick ON tick.stock_id = o.stock_id
-    WHERE o.status = 'open' AND o.type = 'trailing_stop'
-      AND ((o.side = 'sell' AND tick.price > o.high_water)
-        OR (o.side = 'buy' AND tick.price < o.low_water))
+    SELECT o.id, moved.price
+    FROM trading_order o JOIN moved ON moved.id = o.id
     ORDER BY o.id
     FOR UPDATE OF o
 )
 UPDATE trading_order o SET
-    high_water = CASE WHEN o.side = 'sell' THEN GREATEST(o.high_water, moved.price) ELSE o.high_water END,
-    low_water = CASE WHEN o.side = 'buy' THEN LEAST(o.low_water, moved.price) ELSE o.low_water END,
+    high_water = CASE WHEN o.side = 'sell' THEN GREATEST(o.high_water, locked.price) ELSE o.high_water END,
+    low_water = CASE WHEN o.side = 'buy' THEN LEAST(o.low_water, locked.price) ELSE o.low_water END,
     trigger_price = CASE
         WHEN o.side = 'sell' AND o.trail_amount IS NOT NULL
-            THEN GREATEST(GREATEST(o.high_water, moved.price) - o.trail_amount, 0.0001)
+            THEN GREATEST(GREATEST(o.high_water, locked.price) - o.trail_amount, 0.0001)
         WHEN o.side = 'sell'
-            THEN GREATEST(round(GREATEST(o.high_water, moved.price) * (1 - o.trail_percent / 100), 4), 0.0001)
+            THEN GREATEST(round(GREATEST(o.high_water, locked.price) * (1 - o.trail_percent / 100), 4), 0.0001)
         WHEN o.trail_amount IS NOT NULL
-            THEN LEAST(o.low_water, moved.price) + o.trail_amount
-        ELSE round(LEAST(o.low_water, moved.price) * (1 + o.trail_percent / 100), 4)
+            THEN LEAST(o.low_water, locked.price) + o.trail_amount
+        ELSE round(LEAST(o.low_water, locked.price) * (1 + o.trail_percent / 100), 4)
     END,
     updated_at = now()
-FROM moved
-WHERE o.id = moved.id AND o.status = 'open'
+FROM locked
+WHERE o.id = locked.id AND o.status = 'open'
 """
 
 
