@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from accounts import errors, roles
 from accounts.models import User, UserSession, handle_validator
+from config.metrics import SIGNUPS
 from portfolio.services import portfolio_open
 
 logger = logging.getLogger(__name__)
@@ -96,6 +97,7 @@ def user_signup(*, handle: str, email: str, password: str, display_name: str = "
             candidate.groups.add(Group.objects.get_or_create(name=roles.USER)[0])
             # Inside this transaction, so a player never exists without a portfolio.
             portfolio_open(owner=candidate)
+            transaction.on_commit(SIGNUPS.inc)
     except IntegrityError as error:
         mapped = _error_for_unique_violation(error)
         if mapped is None:

@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from celery import shared_task
+from django.conf import settings
 from django.utils import timezone
 
+from config.metrics import (
+    LAST_HISTORY_FLUSH,
+    LAST_TICK,
+    PROVIDER_FAILURES,
+    TICK_DURATION,
+    TICKS,
+    TICKS_SKIPPED,
+)
 from market import services, state
 from market.sessions import tick_slot
 
@@ -21,15 +31,24 @@ def tick(slot: int | None = None) -> int | None:
     slot = tick_slot(timezone.now()) if slot is None else slot
     if not state.tick_slot_claim(slot):
         logger.info("tick slot %s already ran; skipping", slot)
+        TICKS_SKIPPED.inc()
         return None
+    started = time.perf_counter()
     result = services.tick_run(slot=slot)
-    return None if result is None else len(result.ticks)
+    if result is None:
+        PROVIDER_FAILURES.labels(provider=settings.MARKET_PROVIDER).inc()
+        return None
+    TICK_DURATION.observe(time.perf_counter() - started)
+    TICKS.inc()
+    LAST_TICK.set_to_current_time()
+    return len(result.ticks)
 
 
 @shared_task(name="market.tasks.flush_history", ignore_result=True)
 def flush_history() -> int:
     """Fold the buffered ticks into bars. Safe to run twice or after a crash."""
     result = services.history_flush()
+    LAST_HISTORY_FLUSH.set_to_current_time()
     logger.info(
         "history flush: %s ticks in %s entries, %s minute bars, %s daily bars",
         result.ticks,

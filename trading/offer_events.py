@@ -15,6 +15,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.template.loader import render_to_string
 
+from config.metrics import OFFERS_CREATED, OFFERS_SETTLED
 from market.groups import user_group
 from trading.models import OfferStatus, OfferTake, TradeOffer
 
@@ -51,6 +52,7 @@ def _what(offer: TradeOffer) -> str:
 
 
 def offer_made(offer_id: int) -> None:
+    OFFERS_CREATED.inc()
     offer = TradeOffer.objects.select_related("maker__owner", "stock").filter(pk=offer_id).first()
     if offer is None or offer.addressee_id is None:
         return
@@ -84,6 +86,7 @@ def offer_closed(offer_id: int) -> None:
 
 
 def offer_taken(take_id: int) -> None:
+    OFFERS_SETTLED.inc()
     take = (
         OfferTake.objects.select_related("offer__maker", "taker__owner", "stock")
         .filter(pk=take_id)
