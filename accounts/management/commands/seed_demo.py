@@ -56,6 +56,12 @@ class Command(BaseCommand):
         parser.add_argument(
             "--skip-market", action="store_true", help="Only the accounts; do not call seed_market."
         )
+        parser.add_argument(
+            "--history-days",
+            type=int,
+            default=400,
+            help="Days of generated daily history for the demo market (default 400).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         for account in DEMO_ACCOUNTS:
@@ -67,8 +73,15 @@ class Command(BaseCommand):
             )
         if options["skip_market"]:
             return
-        if "seed_market" in get_commands():
-            self.stdout.write("  seeding the demo market (seed_market)…")
-            call_command("seed_market", stdout=self.stdout, stderr=self.stderr)
-        else:
+        commands = get_commands()
+        if "seed_market" not in commands:
             self.stdout.write("  no seed_market command yet: market not seeded")
+            return
+        self.stdout.write("  seeding the demo market (seed_market)…")
+        # A year and a bit of daily history so every chart range has something to show.
+        call_command(
+            "seed_market", days=options["history_days"], stdout=self.stdout, stderr=self.stderr
+        )
+        if "seed_demo_portfolio" in commands:
+            self.stdout.write("  giving the demo player some holdings (seed_demo_portfolio)…")
+            call_command("seed_demo_portfolio", stdout=self.stdout, stderr=self.stderr)
