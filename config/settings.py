@@ -145,10 +145,35 @@ CACHES = {
     }
 }
 
+# The websocket channel layer. "pubsub" (channels_redis.pubsub) makes a group send one
+# PUBLISH that each web process receives once; "core" (channels_redis.core) copies the
+# message into a list per connection. Measured by bench/live.py: see docs/live.md.
+CHANNEL_LAYER = env("CHANNEL_LAYER", default="pubsub")
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_CHANNELS_URL], "capacity": 1500, "expiry": 30},
+        "BACKEND": {
+            "core": "channels_redis.core.RedisChannelLayer",
+            "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        }[CHANNEL_LAYER],
+        # Pub/sub channels are not per Redis database: the prefix keeps deployments
+        # sharing a Redis apart. capacity/expiry apply to "core" only.
+        "CONFIG": {
+            # redis-py's asyncio pool raises past 100 connections; a burst of connects
+            # (every tab reconnecting after a restart) needs more.
+            "hosts": [
+                {
+                    "address": REDIS_CHANNELS_URL,
+                    "max_connections": env.int("CHANNEL_LAYER_MAX_CONNECTIONS", default=1000),
+                    # redis-py 8 defaults to a 5 s socket timeout, which cuts the core
+                    # layer's 5 s blocking BZPOPMIN and tears consumers down when idle
+                    # (django/channels_redis#422).
+                    "socket_timeout": 10,
+                }
+            ],
+            "prefix": env("CHANNEL_LAYER_PREFIX", default="bullpen"),
+            "capacity": 1500,
+            "expiry": 30,
+        },
     }
 }
 

@@ -155,9 +155,11 @@ class LiveConsumer(AsyncWebsocketConsumer):
 
     async def market_tick(self, event: dict[str, Any]) -> None:
         parts: list[str] = []
-        for view, symbols in self.views.items():
-            if view in live.VIEWS:
-                parts.extend(live.tick_fragments(event, view, symbols))
+        if any(view in live.VIEWS for view in self.views):
+            quotes = await live.tick_quotes(event)
+            for view, symbols in self.views.items():
+                if view in live.VIEWS:
+                    parts.extend(live.tick_fragments(event, quotes, view, symbols))
         wallet = self.held_wallet
         if wallet is not None and wallet["slot"] == event["slot"]:
             self._release_held_wallet()
@@ -188,7 +190,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=event["html"])
 
     def _wallet_parts(self, wallet: dict[str, Any]) -> list[str]:
-        parts = [wallet["summary"]]
+        parts = [wallet["summary"], wallet.get("extra", "")]
         positions = wallet.get("positions", {})
         for view in WALLET_VIEWS:
             parts.extend(

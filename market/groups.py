@@ -32,7 +32,8 @@ def user_group(user_id: int) -> str:
 
 
 @cache
-def _presence_redis() -> redis.Redis:
+def market_redis() -> redis.Redis:
+    """The market's Redis database (settings.REDIS_MARKET_URL): presence, tick quotes."""
     return redis.Redis.from_url(
         settings.REDIS_MARKET_URL, socket_timeout=2, socket_connect_timeout=2
     )
@@ -44,16 +45,16 @@ def _member(user_id: int, channel_name: str) -> str:
 
 def presence_mark(*, user_id: int, channel_name: str) -> None:
     """Record (or refresh) one live connection of a logged-in player."""
-    _presence_redis().zadd(PRESENCE_KEY, {_member(user_id, channel_name): time.time()})
+    market_redis().zadd(PRESENCE_KEY, {_member(user_id, channel_name): time.time()})
 
 
 def presence_clear(*, user_id: int, channel_name: str) -> None:
-    _presence_redis().zrem(PRESENCE_KEY, _member(user_id, channel_name))
+    market_redis().zrem(PRESENCE_KEY, _member(user_id, channel_name))
 
 
 def players_online() -> set[int]:
     """Ids of the players with at least one live connection."""
-    client = _presence_redis()
+    client = market_redis()
     cutoff = time.time() - PRESENCE_TTL_SECONDS
     pipe = client.pipeline()
     pipe.zremrangebyscore(PRESENCE_KEY, "-inf", cutoff)

@@ -1,26 +1,35 @@
-"""The live price broadcast: one channel-layer message per tick, fragments rendered
-once per web process.
+"""The live price broadcast: one small channel-layer message per tick, fragments
+rendered once per web process.
 
-The worker's tick hook (`on_tick`) publishes the moved quotes as plain data to the
-market group: one group send per tick, whatever the number of connections. Each web
-process renders a symbol's fragment for a page kind ("view") the first time one of
-its connections needs it in that tick and keeps it until the next tick
-(`tick_fragments`), so a thousand connections watching AAPL cost one render, not a
-thousand. The consumers then only pick their page's symbols and forward the HTML.
+The worker's tick hook (`on_tick`) stores the moved quotes once in Redis under the
+tick's slot and sends the market group a message holding only the slot. Each web
+process fetches the quotes once per tick (`tick_quotes`: every consumer of the process
+awaits the same fetch) and renders a symbol's fragment for a page kind ("view") the
+first time one of its connections needs it in that tick (`tick_fragments`), so a
+thousand connections watching AAPL cost one decode and one render, not a thousand.
+The consumers then only pick their page's symbols and forward the HTML.
+
+Why not put the quotes in the group message: both channels_redis layers deserialize a
+message once per receiving consumer, and 500 quotes decoded a thousand times a tick
+cost more than the whole push (bench/live.py, docs/live.md).
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
+import redis.asyncio
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.conf import settings
 from django.template.loader import get_template
 
-from market.groups import market_group
+from market.groups import market_group, market_redis
 from market.models import Stock
 from market.ticks import StockTick, TickResult
 
@@ -43,19 +52,23 @@ VIEWS: dict[str, str] = {
 _QUOTE_FIELDS = ("price", "previous_price", "change", "change_pct", "day_high", "day_low")
 
 
-def tick_event(result: TickResult) -> dict[str, Any]:
-    """The channel-layer message of one tick: moved quotes as strings (msgpack has no
-    Decimal), keyed by symbol."""
+# The quotes of a tick, stored once by the worker for the web processes to fetch.
+TICK_QUOTES_KEY = "live:tick:{slot}"
+TICK_QUOTES_TTL_SECONDS = 60
+
+
+def tick_quotes_payload(result: TickResult) -> dict[str, list[Any]]:
+    """Moved quotes keyed by symbol; Decimals as strings."""
     return {
-        "type": TICK_EVENT,
-        "slot": result.slot,
-        "at": int(result.at.timestamp()),
-        "quotes": {
-            tick.symbol: [str(getattr(tick, name)) for name in _QUOTE_FIELDS]
-            + [tick.volume, tick.stock_id]
-            for tick in result.ticks
-        },
+        tick.symbol: [str(getattr(tick, name)) for name in _QUOTE_FIELDS]
+        + [tick.volume, tick.stock_id]
+        for tick in result.ticks
     }
+
+
+def tick_event(result: TickResult) -> dict[str, Any]:
+    """The channel-layer message of one tick: small, whatever the number of quotes."""
+    return {"type": TICK_EVENT, "slot": result.slot, "at": int(result.at.timestamp())}
 
 
 def on_tick(result: TickResult) -> None:
@@ -66,7 +79,65 @@ def on_tick(result: TickResult) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
+    market_redis().set(
+        TICK_QUOTES_KEY.format(slot=result.slot),
+        json.dumps(tick_quotes_payload(result), separators=(",", ":")),
+        ex=TICK_QUOTES_TTL_SECONDS,
+    )
     async_to_sync(layer.group_send)(market_group(), tick_event(result))
+
+
+async def _quotes_fetch(slot: int) -> dict[str, list[Any]]:
+    # A connection per fetch: one every tick per process, and no client tied to an
+    # event loop that a test (or a restart of the loop) has since closed.
+    client = redis.asyncio.Redis.from_url(settings.REDIS_MARKET_URL, socket_timeout=5)
+    try:
+        raw = await client.get(TICK_QUOTES_KEY.format(slot=slot))
+    finally:
+        await client.aclose()
+    if raw is None:
+        logger.warning("live: quotes of tick %s are gone; nothing pushed", slot)
+        return {}
+    return json.loads(raw)
+
+
+class _TickQuotes:
+    """The quotes of the latest tick this process saw: fetched once, shared by all."""
+
+    def __init__(self) -> None:
+        self.slot: int | None = None
+        self.fetch: asyncio.Future | None = None
+        self.quotes: dict[str, list[Any]] | None = None
+        self.fetches = 0
+
+    async def get(self, slot: int) -> dict[str, list[Any]]:
+        if slot == self.slot and self.quotes is not None:
+            return self.quotes  # the common case: another consumer already fetched them
+        if (
+            slot != self.slot
+            or self.fetch is None
+            or self.fetch.get_loop() is not asyncio.get_running_loop()
+        ):
+            self.slot = slot
+            self.quotes = None
+            self.fetch = asyncio.ensure_future(_quotes_fetch(slot))
+            self.fetches += 1
+        fetch = self.fetch
+        try:
+            quotes = await asyncio.shield(fetch)
+        except Exception:
+            logger.exception("live: quotes of tick %s could not be fetched", slot)
+            return {}
+        if fetch is self.fetch:
+            self.quotes = quotes
+        return quotes
+
+
+_quotes = _TickQuotes()
+
+
+async def tick_quotes(event: dict[str, Any]) -> dict[str, list[Any]]:
+    return await _quotes.get(event["slot"])
 
 
 def stock_tick_from_event(symbol: str, quote: list[Any]) -> StockTick:
@@ -119,13 +190,15 @@ class _FragmentCache:
 _cache = _FragmentCache()
 
 
-def tick_fragments(event: dict[str, Any], view: str, symbols: Iterable[str]) -> list[str]:
-    """The fragments of `symbols` that moved in this tick, for one page kind. Called by
-    every consumer of the process; each (view, symbol) renders once per tick."""
+def tick_fragments(
+    event: dict[str, Any], quotes: dict[str, list[Any]], view: str, symbols: Iterable[str]
+) -> list[str]:
+    """The fragments of `symbols` that moved in this tick (`quotes`, from tick_quotes),
+    for one page kind. Called by every consumer of the process; each (view, symbol)
+    renders once per tick."""
     template_name = VIEWS.get(view)
     if template_name is None:
         return []
-    quotes: dict[str, list[Any]] = event["quotes"]
     fragments = _cache.for_slot(event["slot"])
     template = None
     out: list[str] = []

@@ -33,7 +33,7 @@ def _live_clean(settings):
     per-process symbol list forgotten."""
     settings.MARKET_TICK_HOOKS = ["portfolio.live.on_tick", "market.live.on_tick"]
     async_to_sync(get_channel_layer().flush)()
-    groups._presence_redis().delete(groups.PRESENCE_KEY)
+    groups.market_redis().delete(groups.PRESENCE_KEY)
     consumers.known_symbols_forget()
     yield
     consumers.known_symbols_forget()

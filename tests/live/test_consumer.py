@@ -42,7 +42,7 @@ def top_level(fragment: str) -> list[tuple[str, dict[str, str | None]]]:
 
 
 def ids(fragment: str) -> set[str]:
-    return {attrs["id"] for _, attrs in top_level(fragment)}
+    return {attrs["id"] for _, attrs in top_level(fragment) if "id" in attrs}
 
 
 async def subscribe(ws, **views) -> None:
@@ -69,7 +69,7 @@ def test_an_anonymous_visitor_gets_prices_but_no_wallet(make_stock):
         await subscribe(ws, quote=["AAPL"], position=["AAPL"])
         await sync_to_async(run_tick)({"AAPL": "101.5000"})
         message = await ws.receive_from()
-        assert ids(message) == {"px-AAPL", "chg-AAPL", "chgp-AAPL"}
+        assert ids(message) == {"px-AAPL", "chg-AAPL", "chgp-AAPL", "vol-AAPL"}
         assert ">101.50<" in message
         assert await ws.receive_nothing(0.6)
         await ws.disconnect()
@@ -138,7 +138,7 @@ def test_only_subscribed_symbols_that_moved_arrive_and_unknown_ones_are_ignored(
         # AAPL and NVDA move, MSFT does not; NVDA is not on this page.
         await sync_to_async(run_tick)({"AAPL": "99.0000", "MSFT": "100.0000", "NVDA": "120.0000"})
         message = await ws.receive_from()
-        assert ids(message) == {"px-AAPL", "chg-AAPL", "chgp-AAPL"}
+        assert ids(message) == {"px-AAPL", "chg-AAPL", "chgp-AAPL", "vol-AAPL"}
         assert 'class="loss"' in message
         assert await ws.receive_nothing(0.6)
         # A new subscription replaces the old one.
@@ -291,5 +291,23 @@ def test_wallets_go_only_to_online_players_whose_holdings_moved(make_stock):
         await holder_ws.disconnect()
         assert await sync_to_async(groups.players_online)() == {other.pk}
         await other_ws.disconnect()
+
+    async_to_sync(scenario)()
+
+
+@pytest.mark.slow
+def test_a_quiet_socket_survives_longer_than_the_redis_read_timeout(make_stock):
+    # redis-py 8 cuts blocking reads after 5 s by default, which tore idle consumers
+    # down under channels_redis's core layer (django/channels_redis#422).
+    make_stock("AAPL")
+
+    async def scenario():
+        ws = communicator()
+        assert (await ws.connect())[0]
+        await subscribe(ws, quote=["AAPL"])
+        assert await ws.receive_nothing(6.5)
+        await sync_to_async(run_tick)({"AAPL": "103.0000"})
+        assert "px-AAPL" in ids(await ws.receive_from())
+        await ws.disconnect()
 
     async_to_sync(scenario)()
