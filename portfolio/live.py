@@ -12,7 +12,6 @@ import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Iterable
-from decimal import Decimal
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -22,13 +21,12 @@ from django.template.loader import get_template
 from market.groups import players_online, user_group
 from market.ticks import TickResult
 from portfolio.models import Portfolio, Position
+from portfolio.selectors import portfolio_summary
 
 logger = logging.getLogger(__name__)
 
 # The consumer's handler is LiveConsumer.wallet_update.
 WALLET_EVENT = "wallet.update"
-CENT = Decimal("0.01")
-ZERO = Decimal("0")
 
 
 def _main_portfolios(user_ids: Iterable[int]) -> dict[int, Portfolio]:
@@ -40,7 +38,8 @@ def _main_portfolios(user_ids: Iterable[int]) -> dict[int, Portfolio]:
 
 
 def wallet_events(*, user_ids: Iterable[int], slot: int | None) -> dict[int, dict[str, Any]]:
-    """The wallet message of each player, keyed by user id: two queries in all."""
+    """The wallet message of each player, keyed by user id: two queries in all. The
+    spans are the portfolio pages' own partials (portfolio/partials/live_spans.html)."""
     portfolios = _main_portfolios(user_ids)
     if not portfolios:
         return {}
@@ -52,25 +51,24 @@ def wallet_events(*, user_ids: Iterable[int], slot: int | None) -> dict[int, dic
     )
     for position in positions:
         held[position.portfolio_id].append(position)
-    summary_template = get_template("live/wallet.html#summary")
-    position_template = get_template("live/wallet.html#position")
+    summary_template = get_template("portfolio/partials/live_spans.html#push_summary")
+    position_template = get_template("portfolio/partials/live_spans.html#push_position")
     events: dict[int, dict[str, Any]] = {}
     for user_id, portfolio in portfolios.items():
         mine = held.get(portfolio.pk, [])
-        holdings_value = sum((position.market_value for position in mine), ZERO)
-        unrealized = sum((position.unrealized_pnl for position in mine), ZERO)
-        summary = summary_template.render(
+        summary = portfolio_summary(portfolio, mine)
+        summary_html = summary_template.render(
             {
                 "portfolio": portfolio,
-                "net_worth": portfolio.cash + holdings_value,
-                "holdings_value": holdings_value,
-                "unrealized_pnl": unrealized,
+                "net_worth": summary.net_worth,
+                "holdings_value": summary.holdings_value,
+                "unrealized_pnl": summary.unrealized_pnl,
             }
         ).strip()
         events[user_id] = {
             "type": WALLET_EVENT,
             "slot": slot,
-            "summary": summary,
+            "summary": summary_html,
             "positions": {
                 position.stock.symbol: position_template.render({"position": position}).strip()
                 for position in mine

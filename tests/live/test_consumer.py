@@ -100,8 +100,8 @@ def test_a_logged_in_player_gets_prices_and_their_wallet_in_one_message(make_sto
             "pos-pnl-AAPL",
         } <= got
         # 10 shares at 110 = 1,100.00; cash 100,000 - 1,000 - 1 fee = 98,999.00.
-        assert '<span id="pos-val-AAPL">1,100.00</span>' in message
-        assert '<span id="hdr-networth">100,099.00</span>' in message
+        assert '<span id="pos-val-AAPL">$1,100.00</span>' in message
+        assert '<span id="hdr-networth" class="header-wallet__value">$100,099.00</span>' in message
         # One message per tick: the wallet rode with the prices.
         assert await ws.receive_nothing(0.8)
         await ws.disconnect()
@@ -251,15 +251,15 @@ def test_no_player_ever_receives_another_players_wallet(make_stock):
         await sync_to_async(run_tick)({"AAPL": "200.0000"})
         alice_msg = await alice_ws.receive_from()
         bob_msg = await bob_ws.receive_from()
-        assert '<span id="pos-val-AAPL">2,000.00</span>' in alice_msg
-        assert '<span id="pos-val-AAPL">600.00</span>' in bob_msg
+        assert '<span id="pos-val-AAPL">$2,000.00</span>' in alice_msg
+        assert '<span id="pos-val-AAPL">$600.00</span>' in bob_msg
         assert "600.00" not in alice_msg and "2,000.00" not in bob_msg
         assert await alice_ws.receive_nothing(0.6)
         assert await bob_ws.receive_nothing(0.1)
 
         # A fill's wallet push goes to its player only.
         await sync_to_async(wallet_push)(user_ids=[bob.pk])
-        assert '<span id="pos-val-AAPL">600.00</span>' in await bob_ws.receive_from()
+        assert '<span id="pos-val-AAPL">$600.00</span>' in await bob_ws.receive_from()
         assert await alice_ws.receive_nothing(0.6)
         await alice_ws.disconnect()
         await bob_ws.disconnect()
