@@ -1,0 +1,210 @@
+"""End to end, nothing faked: a real daphne, a real Celery worker and beat ticking the
+simulated market every second, the test Redis and PostgreSQL, and Chromium. A player
+with positions opens /portfolio/ and watches the prices and the net worth move without
+a reload."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+from django.conf import settings
+
+from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, DEFAULT_TIMEOUT_MS
+from tests.factories import UserFactory
+from tests.live.conftest import buy
+
+BASE_DIR = Path(settings.BASE_DIR)
+pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _test_database_url() -> str:
+    """DATABASE_URL with pytest-django's test database in place of the real one (inside
+    a transactional test, settings NAME is the test database)."""
+    parts = urlsplit(os.environ["DATABASE_URL"])
+    name = settings.DATABASES["default"]["NAME"]
+    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
+
+
+def _wait_for_port(port: int, process: subprocess.Popen, log: Path, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"daphne exited: {log.read_text()[-2000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError("daphne did not start")
+
+
+@pytest.fixture
+def live_stack(transactional_db, tmp_path) -> Iterator[str]:
+    """daphne + Celery worker + beat on the test database and Redis; yields the site URL.
+    Torn down before pytest-django flushes the database."""
+    port = _free_port()
+    env = dict(
+        os.environ,
+        DJANGO_SETTINGS_MODULE="config.settings",
+        DATABASE_URL=_test_database_url(),
+        REDIS_URL=os.environ["REDIS_URL"],
+        MARKET_TICK_SECONDS="1",
+        MARKET_PROVIDER="simulated",
+        CELERY_TASK_ALWAYS_EAGER="false",
+    )
+    python = sys.executable
+    commands = {
+        "daphne": [
+            python,
+            "-m",
+            "daphne",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "config.asgi:application",
+        ],
+        "worker": [
+            python,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "--pool=solo",
+            "--concurrency=1",
+            "--loglevel=WARNING",
+        ],
+        "beat": [
+            python,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "beat",
+            "--loglevel=WARNING",
+            "--schedule",
+            str(tmp_path / "beat-schedule"),
+        ],
+    }
+    processes: dict[str, subprocess.Popen] = {}
+    logs: dict[str, Path] = {}
+    try:
+        for name, command in commands.items():
+            logs[name] = tmp_path / f"{name}.log"
+            processes[name] = subprocess.Popen(
+                command,
+                cwd=BASE_DIR,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=logs[name].open("w"),
+            )
+        _wait_for_port(port, processes["daphne"], logs["daphne"])
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        for process in processes.values():
+            process.terminate()
+        for name, process in processes.items():
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        for name, log in logs.items():
+            text = log.read_text() if log.exists() else ""
+            if "Traceback" in text:
+                print(f"--- {name} log ---\n{text[-3000:]}")
+
+
+@pytest.fixture
+def chromium_page() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        pytest.skip(f"browser test skipped: {CHROMIUM} is missing (apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as error:
+        pytest.skip(f"browser test skipped: Playwright is not installed ({error})")
+    # Playwright's sync API runs an event loop on this thread; the ORM calls in the
+    # test body are not made from it (see tests/browser_support.py).
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    playwright = sync_playwright().start()
+    try:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        context = browser.new_context()
+        context.set_default_timeout(DEFAULT_TIMEOUT_MS)
+        try:
+            yield context
+        finally:
+            context.close()
+            browser.close()
+    finally:
+        playwright.stop()
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+def _money(text: str) -> Decimal:
+    return Decimal(re.sub(r"[^0-9.\-]", "", text))
+
+
+def test_prices_and_net_worth_move_on_the_portfolio_page_without_a_reload(
+    live_stack, chromium_page, client, make_stock
+):
+    stocks = [make_stock(symbol, "100.0000") for symbol in ("AAPL", "MSFT", "NVDA")]
+    player = UserFactory()
+    for stock in stocks:
+        buy(player, stock, 50)
+    client.force_login(player)
+    session_key = client.cookies[settings.SESSION_COOKIE_NAME].value
+
+    context = chromium_page
+    context.add_cookies(
+        [{"name": settings.SESSION_COOKIE_NAME, "value": session_key, "url": live_stack}]
+    )
+    page = context.new_page()
+    page.goto(f"{live_stack}/portfolio/")
+    page.wait_for_selector("#live-status[data-status='live']", timeout=20_000)
+    first_prices = {s.symbol: page.inner_text(f"#pos-px-{s.symbol}") for s in stocks}
+    first_net_worth = page.inner_text("#pf-networth")
+    first_header = page.inner_text("#hdr-networth")
+    page.evaluate("window.__sameDocument = true")
+
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        prices = {s.symbol: page.inner_text(f"#pos-px-{s.symbol}") for s in stocks}
+        if prices != first_prices and page.inner_text("#pf-networth") != first_net_worth:
+            break
+        page.wait_for_timeout(500)
+
+    assert prices != first_prices, "no position price moved within 20 s"
+    net_worth = page.inner_text("#pf-networth")
+    assert net_worth != first_net_worth
+    # The header follows, and equals the page's net worth once both come from one push.
+    page.wait_for_function(
+        "() => document.querySelector('#hdr-networth').textContent === document.querySelector('#pf-networth').textContent"
+    )
+    assert page.inner_text("#hdr-networth") != first_header
+    # Cash did not move (no trade), so the net worth moved by the holdings' value only.
+    assert _money(page.inner_text("#pf-cash")) == _money(page.inner_text("#hdr-cash"))
+    # Still the same document: nothing reloaded the page.
+    assert page.evaluate("window.__sameDocument === true")
