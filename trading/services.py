@@ -22,7 +22,7 @@ from functools import partial
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Q, Subquery
 from django.utils import timezone
 
 import portfolio.errors as portfolio_errors
@@ -355,11 +355,15 @@ def order_place(
 
     with transaction.atomic():
         locked = portfolios_lock(portfolio_ids=[portfolio.pk])[portfolio.pk]
-        existing = Order.objects.filter(portfolio=locked, idempotency_key=key).first()
-        if existing is not None:
-            return existing
-        # A fresh read: the quote may have moved since the caller loaded the stock.
-        stock = Stock.objects.get(pk=stock.pk)
+        # A fresh read of the quote (it may have moved since the caller loaded the
+        # stock), and in the same round trip, an order this key already made.
+        stock = Stock.objects.annotate(
+            existing_order_id=Subquery(
+                Order.objects.filter(portfolio=locked, idempotency_key=key).values("pk")[:1]
+            )
+        ).get(pk=stock.pk)
+        if stock.existing_order_id is not None:
+            return Order.objects.get(pk=stock.existing_order_id)
         quote = stock_check_tradable(stock)
         now = timezone.now()
         order = Order(
