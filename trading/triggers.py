@@ -32,6 +32,7 @@ class TriggerReport:
     filled: int
     seconds: float  # the whole step: find and fill
     find_seconds: float  # the trailing UPDATE and the trigger SELECT
+    follow_seconds: float  # of which the trailing UPDATE
 
 
 def _fill_each(
@@ -110,6 +111,7 @@ def orders_trigger(
     started = time.perf_counter()
     workers = workers or settings.TRIGGER_FILL_WORKERS
     moved = trailing_stops_follow(prices=prices)
+    followed = time.perf_counter()
     triggered = orders_triggered(prices=prices)
     found = time.perf_counter()
     announcements: list[tuple[str, int]] = []
@@ -124,6 +126,7 @@ def orders_trigger(
         filled=filled,
         seconds=time.perf_counter() - started,
         find_seconds=found - started,
+        follow_seconds=followed - started,
     )
     if triggered:
         logger.info(
