@@ -55,82 +55,76 @@ def _wait_for_port(port: int, process: subprocess.Popen, log: Path, timeout: flo
     raise RuntimeError("daphne did not start")
 
 
-@pytest.fixture
-def live_stack(transactional_db, tmp_path) -> Iterator[str]:
-    """daphne + Celery worker + beat on the test database and Redis; yields the site URL.
-    Torn down before pytest-django flushes the database."""
-    port = _free_port()
-    env = dict(
-        os.environ,
-        DJANGO_SETTINGS_MODULE="config.settings",
-        DATABASE_URL=_test_database_url(),
-        REDIS_URL=os.environ["REDIS_URL"],
-        MARKET_TICK_SECONDS="1",
-        MARKET_PROVIDER="simulated",
-        CELERY_TASK_ALWAYS_EAGER="false",
-    )
-    python = sys.executable
-    commands = {
-        "daphne": [
-            python,
-            "-m",
-            "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "config.asgi:application",
-        ],
-        "worker": [
-            python,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "--pool=solo",
-            "--concurrency=1",
-            "--loglevel=WARNING",
-        ],
-        "beat": [
-            python,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "beat",
-            "--loglevel=WARNING",
-            "--schedule",
-            str(tmp_path / "beat-schedule"),
-        ],
-    }
-    processes: dict[str, subprocess.Popen] = {}
-    logs: dict[str, Path] = {}
-    try:
-        for name, command in commands.items():
-            logs[name] = tmp_path / f"{name}.log"
-            processes[name] = subprocess.Popen(
-                command,
-                cwd=BASE_DIR,
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=logs[name].open("w"),
-            )
-        _wait_for_port(port, processes["daphne"], logs["daphne"])
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        for process in processes.values():
-            process.terminate()
-        for name, process in processes.items():
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        for name, log in logs.items():
+class Stack:
+    """daphne, a Celery worker and beat, as subprocesses on the test database and Redis."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.tmp_path = tmp_path
+        self.env = dict(
+            os.environ,
+            DJANGO_SETTINGS_MODULE="config.settings",
+            DATABASE_URL=_test_database_url(),
+            REDIS_URL=os.environ["REDIS_URL"],
+            MARKET_TICK_SECONDS="1",
+            MARKET_PROVIDER="simulated",
+            CELERY_TASK_ALWAYS_EAGER="false",
+        )
+        python = sys.executable
+        self.commands = {
+            "daphne": [python, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port)]
+            + ["config.asgi:application"],
+            "worker": [python, "-m", "celery", "-A", "config", "worker", "--pool=solo"]
+            + ["--concurrency=1", "--loglevel=WARNING"],
+            "beat": [python, "-m", "celery", "-A", "config", "beat", "--loglevel=WARNING"]
+            + ["--schedule", str(tmp_path / "beat-schedule")],
+        }
+        self.processes: dict[str, subprocess.Popen] = {}
+        self.logs: dict[str, Path] = {}
+
+    def start(self, name: str) -> None:
+        self.logs[name] = self.tmp_path / f"{name}.log"
+        self.processes[name] = subprocess.Popen(
+            self.commands[name],
+            cwd=BASE_DIR,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=self.logs[name].open("a"),
+        )
+        if name == "daphne":
+            _wait_for_port(self.port, self.processes[name], self.logs[name])
+
+    def stop(self, name: str) -> None:
+        process = self.processes.pop(name, None)
+        if process is None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def stop_all(self) -> None:
+        for name in list(self.processes):
+            self.stop(name)
+        for name, log in self.logs.items():
             text = log.read_text() if log.exists() else ""
             if "Traceback" in text:
                 print(f"--- {name} log ---\n{text[-3000:]}")
+
+
+@pytest.fixture
+def live_stack(transactional_db, tmp_path) -> Iterator[Stack]:
+    """The whole stack running; torn down before pytest-django flushes the database."""
+    stack = Stack(tmp_path)
+    try:
+        for name in ("daphne", "worker", "beat"):
+            stack.start(name)
+        yield stack
+    finally:
+        stack.stop_all()
 
 
 @pytest.fixture
@@ -179,10 +173,10 @@ def test_prices_and_net_worth_move_on_the_portfolio_page_without_a_reload(
 
     context = chromium_page
     context.add_cookies(
-        [{"name": settings.SESSION_COOKIE_NAME, "value": session_key, "url": live_stack}]
+        [{"name": settings.SESSION_COOKIE_NAME, "value": session_key, "url": live_stack.url}]
     )
     page = context.new_page()
-    page.goto(f"{live_stack}/portfolio/")
+    page.goto(f"{live_stack.url}/portfolio/")
     page.wait_for_selector("#live-status[data-status='live']", timeout=20_000)
     first_prices = {s.symbol: page.inner_text(f"#pos-px-{s.symbol}") for s in stocks}
     first_net_worth = page.inner_text("#pf-networth")
@@ -207,4 +201,41 @@ def test_prices_and_net_worth_move_on_the_portfolio_page_without_a_reload(
     # Cash did not move (no trade), so the net worth moved by the holdings' value only.
     assert _money(page.inner_text("#pf-cash")) == _money(page.inner_text("#hdr-cash"))
     # Still the same document: nothing reloaded the page.
+    assert page.evaluate("window.__sameDocument === true")
+
+
+def test_the_page_reconnects_after_a_server_restart_and_says_so(
+    live_stack, chromium_page, client, make_stock
+):
+    aapl = make_stock("AAPL", "100.0000")
+    player = UserFactory()
+    buy(player, aapl, 50)
+    client.force_login(player)
+    context = chromium_page
+    context.add_cookies(
+        [
+            {
+                "name": settings.SESSION_COOKIE_NAME,
+                "value": client.cookies[settings.SESSION_COOKIE_NAME].value,
+                "url": live_stack.url,
+            }
+        ]
+    )
+    page = context.new_page()
+    page.goto(f"{live_stack.url}/portfolio/")
+    page.wait_for_selector("#live-status[data-status='live']", timeout=20_000)
+    page.evaluate("window.__sameDocument = true")
+
+    live_stack.stop("daphne")
+    page.wait_for_selector("#live-status[data-status='reconnecting']", timeout=10_000)
+    assert page.inner_text("#live-status") == "reconnecting"
+
+    live_stack.start("daphne")
+    page.wait_for_selector("#live-status[data-status='live']", timeout=30_000)
+    before = page.inner_text("#pos-px-AAPL")
+    page.wait_for_function(
+        "before => document.querySelector('#pos-px-AAPL').textContent !== before",
+        arg=before,
+        timeout=15_000,
+    )
     assert page.evaluate("window.__sameDocument === true")
