@@ -23,6 +23,13 @@ from trading.services import (
 ZERO = Decimal("0")
 
 
+def price_text(price: Decimal) -> str:
+    """A price as people write it: cents always, sub-cent digits only when there are any."""
+    if price == price.quantize(fill_model.CENT):
+        return f"{price:,.2f}"
+    return f"{price.normalize():,f}"
+
+
 @dataclass(frozen=True, slots=True)
 class Estimate:
     terms: OrderTerms
@@ -42,6 +49,24 @@ class Estimate:
     @property
     def is_buy(self) -> bool:
         return self.terms.side == Side.BUY
+
+    @property
+    def description(self) -> str:
+        """The order in words: "Buy 10 AAPL, stop $110.00, limit $110.50"."""
+        terms = self.terms
+        words = f"{terms.side.title()} {terms.quantity:,} {self.symbol}"
+        if terms.type == OrderType.MARKET:
+            return f"{words} at market"
+        parts = []
+        if terms.stop_price is not None:
+            parts.append(f"stop ${price_text(terms.stop_price)}")
+        if terms.limit_price is not None:
+            parts.append(f"limit ${price_text(terms.limit_price)}")
+        if terms.trail_amount is not None:
+            parts.append(f"trailing by ${price_text(terms.trail_amount)}")
+        if terms.trail_percent is not None:
+            parts.append(f"trailing by {terms.trail_percent.normalize():f}%")
+        return ", ".join([words, *parts])
 
     @property
     def confirm_label(self) -> str:

@@ -86,6 +86,7 @@ def test_review_asks_for_confirmation_and_writes_nothing(trader):
     body = response.content.decode()
     assert response.status_code == 200
     assert "Confirm buy 10 AAPL ~$1,001.70" in body
+    assert "Buy 10 AAPL at market" in body
     assert 'value="key-1"' in body  # the same key travels to the confirm step
     assert counts() == before
 
@@ -123,6 +124,14 @@ def test_a_resting_order_goes_to_the_orders_page(trader):
     assert response.status_code == 302
     assert response["Location"] == "/orders/"
     assert Order.objects.get().status == "open"
+
+
+def test_review_of_a_stop_limit_describes_it_and_what_it_reserves(trader):
+    fields = ticket(step="review", type="stop_limit", stop_price="110", limit_price="110.5")
+    body = trader.post("/orders/new/", fields, **HTMX).content.decode()
+    assert "Buy 10 AAPL, stop $110.00, limit $110.50" in body
+    assert "Reserved until it fills" in body and "$1,106.55" in body  # 10 × 110.50 + fee 1.55
+    assert Order.objects.count() == 0
 
 
 def test_edit_goes_back_to_the_filled_in_ticket(trader):
