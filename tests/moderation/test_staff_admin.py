@@ -364,3 +364,47 @@ class TestCash:
         assert refused.status_code == 403
         assert denied(url)
         assert not LedgerEntry.objects.filter(kind="adjustment").exists()
+
+
+class TestEveryPage:
+    @pytest.mark.parametrize("who", ["moderator", "admin_member"])
+    def test_every_list_and_change_page_a_role_may_see_renders(self, who, request, stock, trader):
+        from django.contrib import admin
+        from django.test import RequestFactory
+
+        user = request.getfixturevalue(who)
+        client = Client()
+        client.force_login(user)
+        order = resting_buy(trader, stock)
+        offer_make(
+            maker=trader,
+            stock=stock,
+            side="buy",
+            quantity=1,
+            price=Decimal("50"),
+            idempotency_key="e",
+        )
+        a, b = sorted([UserFactory(), UserFactory()], key=lambda player: player.pk)
+        CollusionFlag.objects.create(
+            player_a=a, player_b=b, kind="one_way", last_seen_at=timezone.now()
+        )
+        probe = RequestFactory().get("/admin/")
+        probe.user = user
+        seen = 0
+        for model, model_admin in admin.site._registry.items():
+            if not model_admin.has_view_or_change_permission(probe):
+                continue
+            opts = model._meta
+            changelist = reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist")
+            page = client.get(changelist)
+            assert page.status_code == 200, changelist
+            first = model_admin.get_queryset(probe).first()
+            if first is not None:
+                change = reverse(
+                    f"admin:{opts.app_label}_{opts.model_name}_change", args=[first.pk]
+                )
+                assert client.get(change).status_code == 200, change
+            seen += 1
+        # user, stock, event, order, offer, flag, portfolio; admins see every model.
+        assert seen == 7 if who == "moderator" else seen >= 15
+        assert order.is_open
