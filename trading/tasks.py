@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
+from decimal import Decimal
 
 from celery import shared_task
 
@@ -41,3 +43,13 @@ def announce(announcements: list[tuple[str, int]]) -> None:
             getattr(events, event)(object_id)
         except Exception:
             logger.warning("trading event %s(%s) failed", event, object_id, exc_info=True)
+
+
+@shared_task(acks_late=True)
+def fill_triggered_orders(orders: list[tuple[int, str]], at: str | None = None) -> int:
+    """Fill a chunk of one tick's triggered orders ((order id, price) pairs), each in
+    its own transaction. Safe to run twice (SKIP LOCKED and a status re-check)."""
+    from trading.triggers import triggered_fill
+
+    when = datetime.fromisoformat(at) if at else None
+    return triggered_fill([(order_id, Decimal(price)) for order_id, price in orders], at=when)

@@ -30,6 +30,7 @@ class TriggerReport:
     trailing_moved: int
     triggered: int
     filled: int
+    queued: int  # handed to fill_triggered_orders tasks (fan-out), not filled here
     seconds: float  # the whole step: find and fill
     find_seconds: float  # the trailing UPDATE and the trigger SELECT
     follow_seconds: float  # of which the trailing UPDATE
@@ -100,13 +101,45 @@ def _fill_parallel(
     return sum(counts)
 
 
+def triggered_fill(
+    triggered: list[tuple[int, Decimal]], *, at: datetime | None, workers: int = 1
+) -> int:
+    """Fill (order id, price) pairs, each in its own transaction; announce them in one
+    batch afterwards. Returns how many filled."""
+    announcements: list[tuple[str, int]] = []
+    if workers > 1 and len(triggered) >= 4 * workers:
+        filled = _fill_parallel(triggered, at, workers, announcements)
+    else:
+        filled = _fill_each(iter(triggered), at, announcements)
+    _announce(announcements)
+    return filled
+
+
+def _queue_fills(triggered: list[tuple[int, Decimal]], at: datetime | None, batch: int) -> int:
+    """Hand the fills to Celery in chunks of `batch`, so several worker processes fill
+    one tick's orders in parallel. A chunk that runs twice is harmless: each fill takes
+    its order row with SKIP LOCKED and re-checks its status and trigger."""
+    from trading.tasks import fill_triggered_orders
+
+    when = at.isoformat() if at else None
+    for start in range(0, len(triggered), batch):
+        chunk = [(order_id, str(price)) for order_id, price in triggered[start : start + batch]]
+        fill_triggered_orders.delay(chunk, when)
+    return len(triggered)
+
+
 def orders_trigger(
-    *, prices: Mapping[int, Decimal], at: datetime | None = None, workers: int | None = None
+    *,
+    prices: Mapping[int, Decimal],
+    at: datetime | None = None,
+    workers: int | None = None,
+    fan_out: int | None = None,
 ) -> TriggerReport:
     """Fire the resting orders that `prices` (stock id -> new price) satisfy.
 
-    `workers` (default settings.TRIGGER_FILL_WORKERS) > 1 fills from that many threads
-    when a tick fires enough orders to be worth it.
+    The fills run here, from `workers` threads (default settings.TRIGGER_FILL_WORKERS;
+    used when a tick fires enough orders to be worth it), or, with `fan_out` (default
+    settings.TRIGGER_FILL_TASK_BATCH) > 0, in Celery tasks of that many orders each.
     """
     started = time.perf_counter()
     workers = workers or settings.TRIGGER_FILL_WORKERS
@@ -114,25 +147,28 @@ def orders_trigger(
     followed = time.perf_counter()
     triggered = orders_triggered(prices=prices)
     found = time.perf_counter()
-    announcements: list[tuple[str, int]] = []
-    if workers > 1 and len(triggered) >= 4 * workers:
-        filled = _fill_parallel(triggered, at, workers, announcements)
+    batch = settings.TRIGGER_FILL_TASK_BATCH if fan_out is None else fan_out
+    queued = 0
+    filled = 0
+    if batch and triggered:
+        queued = _queue_fills(triggered, at, batch)
     else:
-        filled = _fill_each(iter(triggered), at, announcements)
-    _announce(announcements)
+        filled = triggered_fill(triggered, at=at, workers=workers)
     report = TriggerReport(
         trailing_moved=moved,
         triggered=len(triggered),
         filled=filled,
+        queued=queued,
         seconds=time.perf_counter() - started,
         find_seconds=found - started,
         follow_seconds=followed - started,
     )
     if triggered:
         logger.info(
-            "tick fired %d orders (%d filled, %d trailing moved) in %.0f ms (find %.0f ms)",
+            "tick fired %d orders (%d filled, %d queued, %d trailing moved) in %.0f ms (find %.0f ms)",
             report.triggered,
             report.filled,
+            report.queued,
             report.trailing_moved,
             report.seconds * 1000,
             report.find_seconds * 1000,

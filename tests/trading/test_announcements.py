@@ -56,3 +56,22 @@ def test_a_ticks_fills_are_announced_in_one_batch_off_the_tick(
 
     tasks.announce(queued[0])
     assert announced == queued[0]
+
+
+def test_fan_out_hands_a_ticks_fills_to_tasks_that_may_run_twice(portfolio, stock, monkeypatch):
+    from trading.triggers import orders_trigger
+
+    queued: list[tuple] = []
+    monkeypatch.setattr(tasks.fill_triggered_orders, "delay", lambda *args: queued.append(args))
+    monkeypatch.setattr(tasks.announce, "delay", lambda batch: None)
+    orders = [place(portfolio, stock, "buy", "limit", 1, limit_price=D("95")) for _ in range(3)]
+    tick((stock, "94"))
+
+    report = orders_trigger(prices={stock.pk: D("94")}, fan_out=2)
+
+    assert (report.triggered, report.queued, report.filled) == (3, 3, 0)
+    assert [len(chunk) for chunk, _ in queued] == [2, 1]
+    assert Fill.objects.count() == 0
+    for chunk, at in queued + queued:  # a redelivered task fills nothing more
+        tasks.fill_triggered_orders(chunk, at)
+    assert sorted(Fill.objects.values_list("order_id", flat=True)) == [o.pk for o in orders]
