@@ -176,6 +176,8 @@ def test_prices_and_net_worth_move_on_the_portfolio_page_without_a_reload(
         [{"name": settings.SESSION_COOKIE_NAME, "value": session_key, "url": live_stack.url}]
     )
     page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
     page.goto(f"{live_stack.url}/portfolio/")
     page.wait_for_selector("#live-status[data-status='live']", timeout=20_000)
     first_prices = {s.symbol: page.inner_text(f"#pos-px-{s.symbol}") for s in stocks}
@@ -200,8 +202,11 @@ def test_prices_and_net_worth_move_on_the_portfolio_page_without_a_reload(
     assert page.inner_text("#hdr-networth") != first_header
     # Cash did not move (no trade), so the net worth moved by the holdings' value only.
     assert _money(page.inner_text("#pf-cash")) == _money(page.inner_text("#hdr-cash"))
+    # A moved price flashes up or down.
+    page.wait_for_selector("[id^='pos-px-'].flash-up, [id^='pos-px-'].flash-down", timeout=10_000)
     # Still the same document: nothing reloaded the page.
     assert page.evaluate("window.__sameDocument === true")
+    assert errors == []
 
 
 def test_the_page_reconnects_after_a_server_restart_and_says_so(
@@ -222,9 +227,14 @@ def test_the_page_reconnects_after_a_server_restart_and_says_so(
         ]
     )
     page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
     page.goto(f"{live_stack.url}/portfolio/")
     page.wait_for_selector("#live-status[data-status='live']", timeout=20_000)
     page.evaluate("window.__sameDocument = true")
+    page.evaluate(
+        "document.getElementById('portfolio-live').setAttribute('data-before-restart', '1')"
+    )
 
     live_stack.stop("daphne")
     page.wait_for_selector("#live-status[data-status='reconnecting']", timeout=10_000)
@@ -238,4 +248,10 @@ def test_the_page_reconnects_after_a_server_restart_and_says_so(
         arg=before,
         timeout=15_000,
     )
+    # After the reconnect the live regions were re-fetched (a fresh element, no marker).
+    page.wait_for_function(
+        "() => !document.getElementById('portfolio-live').hasAttribute('data-before-restart')",
+        timeout=10_000,
+    )
     assert page.evaluate("window.__sameDocument === true")
+    assert errors == []
