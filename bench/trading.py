@@ -297,8 +297,8 @@ def bench_pgbench(*, clients: int, seconds: float) -> float | None:
 
 
 def bench_trigger(
-    *, resting: int, stocks: list, trigger_pct: float, fill_workers: int
-) -> tuple[float, float, float]:
+    *, resting: int, stocks: list, trigger_pct: float, fill_workers: int, fill_processes: int
+) -> tuple[float, float, float, tuple[float, float]]:
     from django.db import connection, transaction
 
     from market.models import Stock
@@ -320,7 +320,11 @@ def bench_trigger(
     rng = random.Random(7)
     quote = D("100.00")
     tick_price = D("99.00")
-    fire_slots = set(rng.sample(range(resting), firing))
+    second_price = D("98.00")
+    # Two disjoint sets fire: one on the first tick (inline fills), one on the second
+    # (fan-out to worker processes); the other limits sit below both prices.
+    slots = rng.sample(range(resting), 2 * firing)
+    fire_slots, second_slots = set(slots[:firing]), set(slots[firing:])
     orders = []
     for n in range(resting):
         portfolio = portfolios[n // per_portfolio]
@@ -336,11 +340,13 @@ def bench_trigger(
         )
         if n in fire_slots:
             order.type, order.limit_price = "limit", tick_price
+        elif n in second_slots:
+            order.type, order.limit_price = "limit", second_price
         elif n % 10 == 0:
             # Trailing buys: the tick's drop moves their low-water mark (the UPDATE's work).
             order.type, order.trail_percent = "trailing_stop", D("10")
         elif n % 2:
-            order.type, order.limit_price = "limit", D(rng.randint(8000, 9899)) / 100
+            order.type, order.limit_price = "limit", D(rng.randint(8000, 9799)) / 100
         else:
             order.type, order.stop_price = "stop", D(rng.randint(10100, 12000)) / 100
         _arm(order, quote=quote)
@@ -385,7 +391,54 @@ def bench_trigger(
         f"[trigger]   fills {ms - find_ms:.0f} ms ({report.filled:,} filled from {fill_workers} "
         f"thread(s), {(ms - find_ms) / max(report.filled, 1):.2f} ms per fill)"
     )
-    return ms, find_ms, follow_ms
+    fan_out_ms = bench_trigger_fan_out(stocks=stocks, price=second_price, processes=fill_processes)
+    return ms, find_ms, follow_ms, fan_out_ms
+
+
+def _fill_chunk(chunk_and_at: tuple) -> int:
+    from django.db import connection
+
+    from trading.tasks import fill_triggered_orders
+
+    try:
+        return fill_triggered_orders(*chunk_and_at)
+    finally:
+        connection.close()
+
+
+def bench_trigger_fan_out(*, stocks: list, price: Decimal, processes: int) -> tuple[float, float]:
+    """A second tick with TRIGGER_FILL_TASK_BATCH-style fan-out: the tick's own step
+    (find + queue), then the queued chunks drained by `processes` worker processes (what
+    Celery workers would do; run here with multiprocessing, no broker involved)."""
+    import multiprocessing
+
+    from django.db import connections
+
+    from market.models import Stock
+    from trading import tasks
+    from trading.triggers import orders_trigger
+
+    queued: list[tuple] = []
+    original = tasks.fill_triggered_orders.delay
+    tasks.fill_triggered_orders.delay = lambda *args: queued.append(args)
+    prices = {stock.pk: price for stock in stocks}
+    Stock.objects.filter(pk__in=list(prices)).update(last_price=price)
+    try:
+        report = orders_trigger(prices=prices, fan_out=50)
+    finally:
+        tasks.fill_triggered_orders.delay = original
+    tick_ms = report.seconds * 1000
+    connections.close_all()
+    began = time.perf_counter()
+    with multiprocessing.get_context("fork").Pool(processes) as pool:
+        filled = sum(pool.map(_fill_chunk, queued))
+    drain_ms = (time.perf_counter() - began) * 1000
+    log(
+        f"[trigger] fan-out tick: {tick_ms:.0f} ms to find {report.triggered:,} and queue "
+        f"{len(queued)} tasks; {processes} worker processes filled {filled:,} in "
+        f"{drain_ms:.0f} ms ({filled / (drain_ms / 1000):.0f} fills/s)"
+    )
+    return tick_ms, drain_ms
 
 
 # --- 4. /portfolio/ --------------------------------------------------------------------
@@ -397,25 +450,25 @@ def bench_portfolio_page(
     from django.test import Client
 
     from portfolio.models import LedgerEntry
-    from trading.services import order_place
+    from trading.services import announcements_deferred, order_place
 
     log(f"\n[portfolio] /portfolio/ with {positions} positions and {entries:,} ledger entries")
     (portfolio,) = portfolios_make(1, "page")
     began = time.monotonic()
     # Each market order posts 2 entries (the trade and its fee).
-    for n in range(max(positions, (entries - 1) // 2)):
-        stock = stocks[n % positions]
-        rounds = n // positions  # buy 2 of each, then sell 1 / buy 1 in turns: never empty
-        side = "sell" if rounds % 2 else "buy"
-        order_place(
-            portfolio=portfolio,
-            stock=stock,
-            side=side,
-            type="market",
-            quantity=2 if rounds == 0 else 1,
-            time_in_force="gtc",
-            idempotency_key=f"page-{n}",
-        )
+    with announcements_deferred():  # the set-up's live pushes are not what is measured
+        for n in range(max(positions, (entries - 1) // 2)):
+            stock = stocks[n % positions]
+            rounds = n // positions  # buy 2 of each, then sell 1 / buy 1 in turns: never empty
+            order_place(
+                portfolio=portfolio,
+                stock=stock,
+                side="sell" if rounds % 2 else "buy",
+                type="market",
+                quantity=2 if rounds == 0 else 1,
+                time_in_force="gtc",
+                idempotency_key=f"page-{n}",
+            )
     count = LedgerEntry.objects.filter(portfolio=portfolio).count()
     log(f"[portfolio] {count:,} ledger entries made in {time.monotonic() - began:.0f} s")
 
@@ -450,6 +503,7 @@ def main() -> None:
     parser.add_argument(
         "--fill-workers", type=int, default=None, help="default: TRIGGER_FILL_WORKERS"
     )
+    parser.add_argument("--fill-processes", type=int, default=2, help="fan-out drain processes")
     parser.add_argument(
         "--skip", default="", help="comma-separated: fills,pgbench,trigger,portfolio"
     )
@@ -489,16 +543,19 @@ def main() -> None:
             from django.conf import settings
 
             fill_workers = args.fill_workers or settings.TRIGGER_FILL_WORKERS
-            ms, find_ms, follow_ms = bench_trigger(
+            ms, find_ms, follow_ms, (fan_tick_ms, drain_ms) = bench_trigger(
                 resting=args.resting,
                 stocks=stocks,
                 trigger_pct=args.trigger_pct,
                 fill_workers=fill_workers,
+                fill_processes=args.fill_processes,
             )
             results["trigger step (find+fill)"] = f"{ms:.0f} ms  (target < 500 ms)"
             results["  trailing UPDATE"] = f"{follow_ms:.0f} ms"
             results["  trigger SELECT"] = f"{find_ms - follow_ms:.0f} ms"
             results["  fills"] = f"{ms - find_ms:.0f} ms"
+            results["fan-out: the tick's step"] = f"{fan_tick_ms:.0f} ms  (find + queue)"
+            results[f"  drained by {args.fill_processes} processes"] = f"{drain_ms:.0f} ms"
         if "portfolio" not in skip:
             p95 = bench_portfolio_page(stocks=stocks)
             results["/portfolio/ p95"] = (
