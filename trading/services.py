@@ -460,6 +460,15 @@ def _fire(
     return _execute(order, portfolio=portfolio, quote=quote, quote_at=quote_at)
 
 
+def _off_book(order: Order, *, status: str) -> None:
+    """The in-memory side of leaving the book: nothing reserved, nothing to trigger."""
+    order.status = status
+    order.reserved_cash = Decimal("0")
+    order.reserved_quantity = 0
+    order.trigger_price = None
+    order.trigger_when = ""
+
+
 def _execute(
     order: Order, *, portfolio: Portfolio, quote: Decimal, quote_at: datetime | None
 ) -> Fill:
@@ -474,11 +483,7 @@ def _execute(
     amount = fill_model.notional(price=price, quantity=order.quantity)
     fee = fill_model.commission(amount)
     release_cash, release_quantity = order.reserved_cash, order.reserved_quantity
-    order.status = OrderStatus.FILLED
-    order.reserved_cash = Decimal("0")
-    order.reserved_quantity = 0
-    order.trigger_price = None
-    order.trigger_when = ""
+    _off_book(order, status=OrderStatus.FILLED)
     if order.pk is None:
         order.save()
     else:
@@ -572,12 +577,8 @@ def _close(order: Order, *, portfolio: Portfolio, status: str, reason: str) -> N
         cash=order.reserved_cash,
         quantity=order.reserved_quantity,
     )
-    order.status = status
+    _off_book(order, status=status)
     order.reason = reason
-    order.reserved_cash = Decimal("0")
-    order.reserved_quantity = 0
-    order.trigger_price = None
-    order.trigger_when = ""
     order.save(update_fields=[*_CLOSE_FIELDS, "reason"])
     _announce("order_changed", order.pk)
 
