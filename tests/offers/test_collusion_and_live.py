@@ -8,7 +8,7 @@ import uuid
 from decimal import Decimal
 
 import pytest
-from asgiref.sync import async_to_sync
+from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import get_channel_layer
 
 from market.groups import user_group
@@ -87,21 +87,28 @@ def test_edge_trades_in_both_directions_are_not_one_way(maker, taker, stock):
 
 def test_the_addressee_is_told_live(maker, taker, stock, django_capture_on_commit_callbacks):
     layer = get_channel_layer()
-    channel = async_to_sync(layer.new_channel)()
-    async_to_sync(layer.group_add)(user_group(taker.owner_id), channel)
     grant_shares(maker, stock, 10)
-    with django_capture_on_commit_callbacks(execute=True):
-        make(maker, stock, quantity=10, addressee=taker.owner)
 
-    async def receive():
-        return await asyncio.wait_for(layer.receive(channel), timeout=5)
+    def make_offer() -> None:
+        with django_capture_on_commit_callbacks(execute=True):
+            make(maker, stock, quantity=10, addressee=taker.owner)
 
-    event = async_to_sync(receive)()
+    # One event loop for the whole exchange: the pub/sub layer only delivers to
+    # channels made in the same process and loop.
+    async def scenario():
+        channel = await layer.new_channel()
+        await layer.group_add(user_group(taker.owner_id), channel)
+        try:
+            await sync_to_async(make_offer)()
+            return await asyncio.wait_for(layer.receive(channel), timeout=5)
+        finally:
+            await layer.group_discard(user_group(taker.owner_id), channel)
+
+    event = async_to_sync(scenario)()
     assert event["type"] == "live.event"
     assert "@maker offers to sell you 10 AAPL" in event["html"]
     assert 'hx-swap-oob="beforeend:#toasts"' in event["html"]
     assert 'data-refresh="offers"' in event["html"]
-    async_to_sync(layer.group_discard)(user_group(taker.owner_id), channel)
 
 
 def test_moderators_review_flags_in_the_admin_and_players_cannot(client, maker, taker, stock):
