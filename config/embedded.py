@@ -69,7 +69,8 @@ def start_postgres(name: str = "pg") -> tuple[Any, str]:
     data_dir.mkdir(parents=True, exist_ok=True)
     # cleanup_mode="stop" stops the server when the last process using it exits.
     server = pgserver.get_server(data_dir, cleanup_mode="stop")
-    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}';")
+    # DATABASE_NAME is a constant of ours, never input.
+    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}';")  # noqa: S608
     if "(1 row)" not in exists:
         server.psql(f"CREATE DATABASE {DATABASE_NAME};")
     socket_dir = server.get_postmaster_info().socket_dir
