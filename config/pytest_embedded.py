@@ -20,7 +20,9 @@ _services = None
 def pytest_load_initial_conftests(early_config, parser, args) -> None:
     global _services
     # Tests use the source static files; production serves the collected, hashed ones.
-    os.environ.setdefault("STATICFILES_BACKEND", "django.contrib.staticfiles.storage.StaticFilesStorage")
+    os.environ.setdefault(
+        "STATICFILES_BACKEND", "django.contrib.staticfiles.storage.StaticFilesStorage"
+    )
     os.environ.setdefault("WHITENOISE_USE_FINDERS", "true")
     _services = ensure_services(redis_name=os.environ.get("EMBEDDED_REDIS_NAME", "redis-test"))
     if _services.started:
