@@ -520,8 +520,9 @@ def main() -> None:
             portfolios = portfolios_make(args.portfolios, "fills")
             variants = [
                 ("threads", False, "market fills/s, threads"),
-                ("threads", True, "  same, live push deferred"),
+                ("threads", True, "  threads, live push deferred"),
                 ("processes", False, "market fills/s, processes"),
+                ("processes", True, "  processes, push deferred"),
             ]
             for mode, deferred, label in variants:
                 measured = bench_fills(
