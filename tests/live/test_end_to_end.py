@@ -58,7 +58,7 @@ def _wait_for_port(port: int, process: subprocess.Popen, log: Path, timeout: flo
 class Stack:
     """daphne, a Celery worker and beat, as subprocesses on the test database and Redis."""
 
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, daphne_args: tuple[str, ...] = ()) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.tmp_path = tmp_path
@@ -74,7 +74,7 @@ class Stack:
         python = sys.executable
         self.commands = {
             "daphne": [python, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port)]
-            + ["config.asgi:application"],
+            + [*daphne_args, "config.asgi:application"],
             "worker": [python, "-m", "celery", "-A", "config", "worker", "--pool=solo"]
             + ["--concurrency=1", "--loglevel=WARNING"],
             "beat": [python, "-m", "celery", "-A", "config", "beat", "--loglevel=WARNING"]
@@ -255,3 +255,43 @@ def test_the_page_reconnects_after_a_server_restart_and_says_so(
     )
     assert page.evaluate("window.__sameDocument === true")
     assert errors == []
+
+
+def test_the_page_reconnects_after_the_server_closes_the_socket_cleanly(
+    transactional_db, tmp_path, chromium_page, client, make_stock
+):
+    """daphne closes sockets older than --websocket_timeout with a clean close, which
+    htmx's ws extension does not retry: live.js must."""
+    make_stock("AAPL", "100.0000")
+    client.force_login(UserFactory())
+    stack = Stack(tmp_path, daphne_args=("--websocket_timeout", "3"))
+    try:
+        stack.start("daphne")
+        chromium_page.add_cookies(
+            [
+                {
+                    "name": settings.SESSION_COOKIE_NAME,
+                    "value": client.cookies[settings.SESSION_COOKIE_NAME].value,
+                    "url": stack.url,
+                }
+            ]
+        )
+        page = chromium_page.new_page()
+        page.goto(f"{stack.url}/market/")
+        page.wait_for_selector("#live-status[data-status='live']", timeout=20_000)
+        page.evaluate(
+            """() => {
+              window.__closes = [];
+              window.__opens = 0;
+              document.addEventListener('htmx:wsClose', e => window.__closes.push(e.detail.event.code));
+              document.addEventListener('htmx:wsOpen', () => { window.__opens += 1; });
+            }"""
+        )
+        page.wait_for_function("() => window.__opens >= 1", timeout=20_000)
+        closes = page.evaluate("window.__closes")
+        assert closes and all(code not in (1006, 1011, 1012, 1013) for code in closes)
+        page.wait_for_selector("#live-status[data-status='live']", timeout=5_000)
+        # Close the tab first: daphne waits for open sockets before it exits.
+        page.close()
+    finally:
+        stack.stop_all()
