@@ -76,7 +76,9 @@
 
     // The live push may add the newest price (a hidden #candle-SYM span); fold it into the last candle.
     document.addEventListener("htmx:oobAfterSwap", function (event) {
-      var target = event.detail && event.detail.target;
+      // The event fires on the swapped-in element; detail.target is the one it replaced
+      // (with the previous price).
+      var target = event.target;
       if (!target || target.id !== "candle-" + box.getAttribute("data-symbol")) { return; }
       var price = Number(target.getAttribute("data-price"));
       var data = candles.data();
