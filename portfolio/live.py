@@ -63,6 +63,7 @@ def wallet_events(*, user_ids: Iterable[int], slot: int | None) -> dict[int, dic
                 "net_worth": summary.net_worth,
                 "holdings_value": summary.holdings_value,
                 "unrealized_pnl": summary.unrealized_pnl,
+                "day_change": summary.day_change,
             }
         ).strip()
         events[user_id] = {

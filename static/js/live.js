@@ -157,6 +157,28 @@
     }
   }
 
+  // --- what a message may swap -----------------------------------------------
+  // A push carries the spans of every page of its kind (the wallet's totals, say); a
+  // span this page does not show has no target, which htmx would log as an error.
+  // Keep the elements whose id is on the page, and the ones with an explicit target
+  // (toasts: hx-swap-oob="beforeend:#toasts").
+  function defineFilter() {
+    htmx.defineExtension("live-filter", {
+      transformResponse: function (text) {
+        var template = document.createElement("template");
+        template.innerHTML = text;
+        var kept = [];
+        Array.prototype.forEach.call(template.content.children, function (element) {
+          var oob = element.getAttribute("hx-swap-oob") || "";
+          if (oob.indexOf(":") > 0 || (element.id && document.getElementById(element.id))) {
+            kept.push(element.outerHTML);
+          }
+        });
+        return kept.join("");
+      },
+    });
+  }
+
   // --- the socket's life ----------------------------------------------------
   function isOurs(event) {
     return event.target && event.target.id === SOCKET_ID;
@@ -204,10 +226,11 @@
   function connect() {
     if (!wantsSocket() || document.getElementById(SOCKET_ID) || !window.htmx) { return; }
     htmx.config.wsReconnectDelay = backoff;
+    defineFilter();
     var element = document.createElement("div");
     element.id = SOCKET_ID;
     element.hidden = true;
-    element.setAttribute("hx-ext", "ws");
+    element.setAttribute("hx-ext", "ws,live-filter");
     element.setAttribute("ws-connect", "/ws/live/");
     document.body.appendChild(element);
     indicate("reconnecting");

@@ -178,6 +178,8 @@ def test_prices_and_net_worth_move_on_the_portfolio_page_without_a_reload(
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
+    # htmx logs an out-of-band span without a target on the page as a console error.
+    page.on("console", lambda message: message.type == "error" and errors.append(message.text))
     page.goto(f"{live_stack.url}/portfolio/")
     page.wait_for_selector("#live-status[data-status='live']", timeout=20_000)
     first_prices = {s.symbol: page.inner_text(f"#pos-px-{s.symbol}") for s in stocks}
