@@ -80,6 +80,11 @@ def test_the_live_estimate_explains_incomplete_input(trader):
     assert "Enter at least 1 share." in response.content.decode()
 
 
+def test_the_live_estimate_prompts_before_any_quantity_is_typed(trader):
+    response = trader.get("/orders/new/", {"step": "estimate", **ticket(quantity="")}, **HTMX)
+    assert "Enter the number of shares to see an estimate." in response.content.decode()
+
+
 def test_review_asks_for_confirmation_and_writes_nothing(trader):
     before = counts()
     response = trader.post("/orders/new/", ticket(step="review"), **HTMX)
