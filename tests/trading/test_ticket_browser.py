@@ -60,6 +60,14 @@ def test_a_player_estimates_reviews_and_places_a_limit_order_from_the_stock_page
     page.locator("#order-ticket").get_by_text("your limit order is open").wait_for()
     order = Order.objects.get()
     assert (order.status, order.quantity, order.limit_price) == ("open", 10, Decimal("95"))
+    # /orders/ lists it; cancelling asks first (data-confirm), then releases it.
+    page.goto("/orders/")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Cancel").click()
+    page.locator("#toasts").get_by_text("Its reservation is released.").wait_for()
+    order.refresh_from_db()
+    assert order.status == "cancelled"
+
     # No script blocked by the CSP (the chart library's inline <style> is the market
     # page's, and the test server has no websocket route: both are not the ticket's).
     blocked = [
