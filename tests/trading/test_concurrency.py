@@ -2,7 +2,7 @@
 real PostgreSQL, then the books must balance to the cent and the share.
 
 16 worker threads, 24 portfolios, 4 stocks, ~6 seconds. Each thread picks at random:
-a market buy or sell, a limit buy or sell near the price, a stop, a trailing stop, a cancel of a random
+a market buy or sell, a limit buy or sell near the price, a stop, a stop-limit, a trailing stop, a cancel of a random
 open order, a resubmit of a key another thread already used, or a tick that moves
 prices at random and fires whatever they satisfy (so ticks race each other, fills
 race cancels, and two submits of one key race each other). Refusals (not enough cash
@@ -99,8 +99,17 @@ def test_racing_orders_cancels_and_ticks_keep_the_books_exact():
             start.wait()
             while time.monotonic() < deadline:
                 action = rng.choices(
-                    ["market", "limit", "stop", "trailing_stop", "cancel", "resubmit", "tick"],
-                    weights=[30, 25, 8, 6, 15, 7, 15],
+                    [
+                        "market",
+                        "limit",
+                        "stop",
+                        "stop_limit",
+                        "trailing_stop",
+                        "cancel",
+                        "resubmit",
+                        "tick",
+                    ],
+                    weights=[30, 25, 8, 5, 6, 15, 7, 15],
                 )[0]
                 portfolio = rng.choice(portfolios)
                 stock = rng.choice(stocks)
@@ -131,12 +140,16 @@ def test_racing_orders_cancels_and_ticks_keep_the_books_exact():
                         if order_type == "limit":
                             offset = D(rng.randint(-200, 200)) / D(10_000)
                             terms["limit_price"] = (price * (1 + offset)).quantize(D("0.01"))
-                        elif order_type == "stop":
+                        elif order_type in ("stop", "stop_limit"):
                             offset = D(rng.randint(50, 300)) / D(10_000)
                             direction = 1 if side == "buy" else -1
-                            terms["stop_price"] = (price * (1 + direction * offset)).quantize(
-                                D("0.01")
-                            )
+                            stop = (price * (1 + direction * offset)).quantize(D("0.01"))
+                            terms["stop_price"] = stop
+                            if order_type == "stop_limit":
+                                # The limit a little past the stop, on its right side.
+                                slack = D(rng.randint(0, 200)) / D(10_000)
+                                limit = stop * (1 + direction * slack)
+                                terms["limit_price"] = limit.quantize(D("0.01"))
                         elif order_type == "trailing_stop":
                             terms["trail_percent"] = D(rng.randint(5, 40)) / D(10)
                         order = order_place(
