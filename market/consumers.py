@@ -17,11 +17,14 @@ import json
 import logging
 import re
 import time
+from importlib import import_module
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from django.contrib.auth import SESSION_KEY, get_user_model
 
 from market import groups, live
 from market.models import Stock
@@ -39,7 +42,23 @@ SYMBOL_RE = re.compile(r"^[A-Z0-9.\-]{1,12}$")
 # Listed symbols, per process, refreshed this often: unknown ones are dropped on subscribe.
 SYMBOLS_TTL_SECONDS = 60.0
 
+# A ping refreshes presence (and re-checks the session) at most this often.
+PING_HEARTBEAT_MIN_SECONDS = 5.0
+# Application close code: the session behind this socket ended.
+SESSION_ENDED_CLOSE_CODE = 4401
+
 _known_symbols: tuple[float, frozenset[str]] = (0.0, frozenset())
+
+
+def _session_holds(session_key: str | None, user_id: int | None) -> bool:
+    """The session still exists, still belongs to this player, who may still log in."""
+    if not session_key or user_id is None:
+        return False
+    store = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+    if str(store.get(SESSION_KEY)) != str(user_id):
+        return False
+    user = get_user_model().objects.filter(pk=user_id).first()
+    return user is not None and user.can_log_in
 
 
 def _listed_symbols() -> frozenset[str]:
@@ -79,7 +98,8 @@ class LiveConsumer(AsyncWebsocketConsumer):
         await self.channel_layer.group_add(groups.market_group(), self.channel_name)
         if self.user_id is not None:
             await self.channel_layer.group_add(groups.user_group(self.user_id), self.channel_name)
-            await self._heartbeat()
+            # AuthMiddleware has just read the session: no second look now.
+            await self._heartbeat(recheck=False)
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
@@ -94,8 +114,24 @@ class LiveConsumer(AsyncWebsocketConsumer):
                 user_id=self.user_id, channel_name=self.channel_name
             )
 
-    async def _heartbeat(self) -> None:
+    async def _heartbeat(self, *, recheck: bool = True) -> None:
+        """Refresh presence; on the way, check the session still stands, so "log out"
+        elsewhere or a revoked device stops the wallet pushes within a heartbeat."""
         self.last_heartbeat = time.monotonic()
+        if recheck:
+            session_key = getattr(self.scope.get("session"), "session_key", None)
+            if not await database_sync_to_async(_session_holds)(session_key, self.user_id):
+                logger.info("live: session of user %s ended; socket closed", self.user_id)
+                user_id, self.user_id = self.user_id, None
+                await self.channel_layer.group_discard(
+                    groups.user_group(user_id), self.channel_name
+                )
+                await sync_to_async(groups.presence_clear, thread_sensitive=False)(
+                    user_id=user_id, channel_name=self.channel_name
+                )
+                # The page reconnects (static/js/live.js) as whoever its cookie says now.
+                await self.close(code=SESSION_ENDED_CLOSE_CODE)
+                return
         await sync_to_async(groups.presence_mark, thread_sensitive=False)(
             user_id=self.user_id, channel_name=self.channel_name
         )
@@ -120,7 +156,10 @@ class LiveConsumer(AsyncWebsocketConsumer):
         if kind == "subscribe":
             await self._subscribe(message.get("views"))
         elif kind == "ping":
-            if self.user_id is not None and time.monotonic() - self.last_heartbeat > 5:
+            if (
+                self.user_id is not None
+                and time.monotonic() - self.last_heartbeat > PING_HEARTBEAT_MIN_SECONDS
+            ):
                 await self._heartbeat()
         else:
             logger.info("live: unknown message ignored (type %r)", str(kind)[:40])

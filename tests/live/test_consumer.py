@@ -311,3 +311,31 @@ def test_a_quiet_socket_survives_longer_than_the_redis_read_timeout(make_stock):
         await ws.disconnect()
 
     async_to_sync(scenario)()
+
+
+def test_a_socket_whose_session_ended_is_closed_and_gets_no_more_wallets(make_stock, monkeypatch):
+    from django.contrib.sessions.models import Session
+
+    from market import consumers, groups
+
+    aapl = make_stock("AAPL")
+    player = UserFactory()
+    buy(player, aapl, 10)
+    cookie = session_cookie(player)
+    session_key = cookie.decode().split("=", 1)[1]
+    # Every ping re-checks the session here (30 s of heartbeat in production).
+    monkeypatch.setattr(consumers, "PING_HEARTBEAT_MIN_SECONDS", 0.0)
+
+    async def scenario():
+        ws = communicator(cookie)
+        assert (await ws.connect())[0]
+        await ws.send_json_to({"type": "ping"})
+        assert await ws.receive_nothing(0.4)  # still valid: nothing happens
+        # "Log out everywhere" deletes the session rows.
+        await sync_to_async(Session.objects.filter(session_key=session_key).delete)()
+        await ws.send_json_to({"type": "ping"})
+        closed = await ws.receive_output(timeout=2)
+        assert closed == {"type": "websocket.close", "code": consumers.SESSION_ENDED_CLOSE_CODE}
+        assert player.pk not in await sync_to_async(groups.players_online)()
+
+    async_to_sync(scenario)()
