@@ -9,10 +9,8 @@ cannot remove its members, so readers ignore entries older than PRESENCE_TTL.
 from __future__ import annotations
 
 import time
-from functools import cache
 
-import redis
-from django.conf import settings
+from market.state import market_redis
 
 PRESENCE_KEY = "live:online"
 # A connection refreshes its entry at least this often (see market.consumers) ...
@@ -29,14 +27,6 @@ def market_group() -> str:
 def user_group(user_id: int) -> str:
     """Every open tab of one player: their wallet, fills and offers."""
     return f"user.{user_id}"
-
-
-@cache
-def market_redis() -> redis.Redis:
-    """The market's Redis database (settings.REDIS_MARKET_URL): presence, tick quotes."""
-    return redis.Redis.from_url(
-        settings.REDIS_MARKET_URL, socket_timeout=2, socket_connect_timeout=2
-    )
 
 
 def _member(user_id: int, channel_name: str) -> str:
