@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import random
 import re
 import time
 from importlib import import_module
@@ -95,6 +96,9 @@ class LiveConsumer(AsyncWebsocketConsumer):
         self.held_wallet: dict[str, Any] | None = None
         self.held_wallet_timer: asyncio.TimerHandle | None = None
         self.last_heartbeat = 0.0
+        # Jittered, so the tabs that all reconnected after a restart do not all re-check
+        # their sessions in the same tick.
+        self.heartbeat_every = groups.PRESENCE_HEARTBEAT_SECONDS * random.uniform(0.6, 1.0)
         await self.channel_layer.group_add(groups.market_group(), self.channel_name)
         if self.user_id is not None:
             await self.channel_layer.group_add(groups.user_group(self.user_id), self.channel_name)
@@ -207,7 +211,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
             await self.send(text_data="".join(parts))
         if (
             self.user_id is not None
-            and time.monotonic() - self.last_heartbeat > groups.PRESENCE_HEARTBEAT_SECONDS
+            and time.monotonic() - self.last_heartbeat > self.heartbeat_every
         ):
             await self._heartbeat()
 
