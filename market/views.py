@@ -1,8 +1,10 @@
-"""The market pages: the stock list, sectors, a stock with its chart, chart data."""
+"""The market pages: the stock list, sectors, a stock with its chart, chart data.
+
+Public (GET only): visitors browse prices before signing up. The partials that need a
+player (order ticket, watch button, offer link) show a way to log in instead."""
 
 from __future__ import annotations
 
-from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -50,7 +52,6 @@ def _column_links(current: str) -> list[dict[str, object]]:
     return columns
 
 
-@login_required
 @require_GET
 def index(request: HttpRequest) -> HttpResponse:
     form = MarketFilterForm(request.GET)
@@ -77,7 +78,6 @@ def index(request: HttpRequest) -> HttpResponse:
     return render(request, "market/index.html", context, status=status)
 
 
-@login_required
 @require_GET
 def sectors(request: HttpRequest) -> HttpResponse:
     performance = selectors.sector_performance()
@@ -97,7 +97,6 @@ def _stock_or_404(symbol: str) -> Stock:
     return get_object_or_404(Stock, symbol=symbol.upper())
 
 
-@login_required
 @require_GET
 def stock(request: HttpRequest, symbol: str) -> HttpResponse:
     found = _stock_or_404(symbol)
@@ -116,7 +115,6 @@ def stock(request: HttpRequest, symbol: str) -> HttpResponse:
     )
 
 
-@login_required
 @require_GET
 def chart_json(request: HttpRequest, symbol: str) -> JsonResponse:
     found = get_object_or_404(Stock.objects.only("id", "symbol"), symbol=symbol.upper())
