@@ -7,6 +7,7 @@ from portfolio import views
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
     path("portfolio/", views.portfolio_detail, name="portfolio"),
+    path("portfolio/performance/", views.performance, name="performance"),
     path("portfolio/open/", views.portfolio_open_view, name="portfolio_open"),
     path("portfolio/statement.csv", views.statement, name="statement"),
     path("watchlist/", views.watchlist, name="watchlist"),

@@ -25,7 +25,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.selectors import user_by_handle
-from portfolio import selectors, services
+from portfolio import analytics, selectors, services
 from portfolio.errors import DuplicateEntry, PortfolioError
 from portfolio.forms import WatchForm
 from portfolio.models import Portfolio, Position
@@ -144,6 +144,41 @@ def portfolio_detail(request: HttpRequest) -> HttpResponse:
     # After a websocket reconnect the page re-fetches its live part.
     template = "portfolio/portfolio.html#holdings" if request.htmx else "portfolio/portfolio.html"
     return render(request, template, context)
+
+
+@require_GET
+@login_required
+def performance(request: HttpRequest) -> HttpResponse:
+    """Performance and risk of the player's own portfolio over a range (1D/1W/1M/ALL).
+    There is no portfolio id in the URL: it only ever shows the requester's."""
+    portfolio = _own_portfolio(request)
+    if portfolio is None:
+        return render(request, "portfolio/performance.html", {"portfolio": None})
+    range_key = request.GET.get("range", analytics.DEFAULT_RANGE)
+    range_error = None
+    if range_key not in analytics.RANGES:
+        range_error = (
+            f"Unknown range. Choose one of {', '.join(r.label for r in analytics.RANGES.values())}."
+        )
+        range_key = analytics.DEFAULT_RANGE
+    positions = list(selectors.portfolio_positions(portfolio, include_closed=True))
+    summary = selectors.portfolio_summary(portfolio, positions)
+    report = analytics.performance_report(
+        portfolio,
+        range_key=range_key,
+        positions=[position for position in positions if position.quantity > 0],
+        net_worth=summary.net_worth,
+    )
+    context = {
+        "portfolio": portfolio,
+        "summary": summary,
+        "wallet": _wallet_from(portfolio, summary),
+        "report": report,
+        "ranges": analytics.RANGES.values(),
+        "range_error": range_error,
+    }
+    template = "portfolio/performance.html#report" if request.htmx else "portfolio/performance.html"
+    return render(request, template, context, status=400 if range_error else 200)
 
 
 @require_POST
