@@ -14,7 +14,6 @@ from django.db.models import Avg, Count, Max, Min, Q, QuerySet, Sum
 from market.charts import heat_tiles, sparkline_points
 from market.errors import ChartRangeUnknown
 from market.models import EventScope, MarketEvent, PriceBar, Resolution, Sector, Stock
-from market.sessions import session_start
 
 # Column name in the URL -> model field. Every column of the market table sorts.
 SORT_FIELDS = {
@@ -63,20 +62,24 @@ def stocks_browse(
 
 
 SPARK_STEP = timedelta(minutes=15)
+SPARK_WINDOW = timedelta(hours=24)
 
 
 def sparklines(*, stocks: Sequence[Stock], now: datetime) -> dict[int, str]:
-    """Today's price line of each stock, as SVG polyline points, in one query.
+    """The last 24 hours of each stock's price, as SVG polyline points, in one query.
 
-    A line samples the 1-minute close every 15 minutes of the session and ends at the
-    last price. Asking for those exact minutes turns into index lookups on
-    (stock, resolution, start) instead of reading every minute of every stock."""
+    A line samples the 1-minute close every 15 minutes and ends at the last price.
+    Asking for those exact minutes turns into index lookups on (stock, resolution,
+    start) instead of reading every minute of every stock. A rolling day rather than
+    the session: the round-the-clock market has no quiet hours, and a line that
+    starts empty at each session open tells a player nothing."""
     if not stocks:
         return {}
-    opened = session_start(now)
+    newest = now.replace(second=0, microsecond=0)
+    newest -= timedelta(minutes=newest.minute % 15)
     instants = []
-    moment = opened
-    while moment <= now:
+    moment = newest - SPARK_WINDOW
+    while moment <= newest:
         instants.append(moment)
         moment += SPARK_STEP
     closes: dict[int, list[Decimal]] = defaultdict(list)

@@ -146,15 +146,24 @@ def test_the_market_shows_recent_news(player_client, listed):
     assert "Oil prices tumble" in player_client.get("/market/").content.decode()
 
 
-def test_the_sparkline_is_drawn_from_todays_minute_bars(player_client, listed):
-    from market.sessions import session_start
-
-    opened = session_start(timezone.now())
+def test_the_sparkline_is_drawn_from_the_last_days_minute_bars(player_client, listed):
+    now = timezone.now().replace(second=0, microsecond=0)
+    quarter = now - timedelta(minutes=now.minute % 15)
+    # A bar from yesterday, outside the rolling day, is not drawn.
+    PriceBarFactory(
+        stock=listed[0],
+        resolution="1m",
+        start=quarter - timedelta(hours=25),
+        open=Decimal("1"),
+        high=Decimal("1"),
+        low=Decimal("1"),
+        close=Decimal("1"),
+    )
     for step, close in enumerate(["180", "185", "188"]):
         PriceBarFactory(
             stock=listed[0],
             resolution="1m",
-            start=opened + timedelta(minutes=15 * step),
+            start=quarter - timedelta(hours=20) + timedelta(minutes=15 * step),
             open=Decimal(close),
             high=Decimal(close),
             low=Decimal(close),
