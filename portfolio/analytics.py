@@ -491,6 +491,7 @@ class Period:
 class PerformanceReport:
     range: PerformanceRange
     since: datetime
+    now: datetime
     net_worth: Decimal
     starting_cash: Decimal
     step: timedelta
@@ -524,6 +525,11 @@ class PerformanceReport:
     largest: HoldingRisk | None = None
     largest_of_holdings_pct: float | None = None
     herfindahl: float | None = None
+
+    @property
+    def starts_at_opening(self) -> bool:
+        """The range reaches back past the day the portfolio opened, so it starts there."""
+        return self.range.window is None or self.since > self.now - self.range.window
 
     @property
     def effective_holdings(self) -> float | None:
@@ -562,6 +568,7 @@ def performance_report(
     report = PerformanceReport(
         range=chosen,
         since=since,
+        now=now,
         net_worth=net_worth,
         starting_cash=portfolio.starting_cash,
         step=step,
