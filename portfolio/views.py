@@ -21,6 +21,7 @@ from django.template import TemplateDoesNotExist
 from django.template.loader import get_template
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.cache import patch_vary_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -177,8 +178,13 @@ def performance(request: HttpRequest) -> HttpResponse:
         "ranges": analytics.RANGES.values(),
         "range_error": range_error,
     }
-    template = "portfolio/performance.html#report" if request.htmx else "portfolio/performance.html"
-    return render(request, template, context, status=400 if range_error else 200)
+    # A history restore (back button after the cache was dropped) needs the whole page.
+    partial = request.htmx and not request.htmx.history_restore_request
+    template = "portfolio/performance.html#report" if partial else "portfolio/performance.html"
+    response = render(request, template, context, status=400 if range_error else 200)
+    # The same URL answers with a fragment or a page: keep the browser's cache apart.
+    patch_vary_headers(response, ["HX-Request"])
+    return response
 
 
 @require_POST

@@ -203,6 +203,14 @@ def test_a_range_tab_over_htmx_returns_only_the_report(player_client, portfolio)
     )
 
 
+def test_a_history_restore_gets_the_whole_page(player_client, portfolio):
+    response = player_client.get(
+        URL + "?range=1d", headers={"HX-Request": "true", "HX-History-Restore-Request": "true"}
+    )
+    assert "<html" in text(response)
+    assert "HX-Request" in response["Vary"]
+
+
 def test_the_full_page_marks_the_chosen_tab_and_keeps_hrefs(player_client, portfolio):
     page = text(player_client.get(URL + "?range=all"))
     assert "<html" in page
