@@ -34,6 +34,19 @@
     if (window.confirm(question)) { event.detail.issueRequest(true); }
   });
 
+  // htmx leaves 4xx answers unswapped. Our views answer bad input with 400 (or 409 when
+  // the input was fine but the state refuses it: not enough cash, an offer that ended)
+  // and the form showing the message next to the field; swap those into any region
+  // marked data-swap-errors, so the player sees why.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var status = event.detail.xhr.status;
+    var target = event.detail.target;
+    if ((status === 400 || status === 409) && target && target.closest("[data-swap-errors]")) {
+      event.detail.shouldSwap = true;
+      event.detail.isError = false;
+    }
+  });
+
   window.Bullpen = window.Bullpen || {};
   window.Bullpen.initToasts = initToasts;
 })();

@@ -1,5 +1,5 @@
-// The order ticket: show only the price fields of the chosen order type, and let htmx
-// swap the ticket's 400/409 answers (they carry the messages next to the fields).
+// The order ticket: show only the price fields of the chosen order type. (Its 400/409
+// answers are swapped by app.js, through data-swap-errors on the ticket.)
 (function () {
   "use strict";
 
@@ -21,13 +21,5 @@
   document.addEventListener("change", function (event) {
     var target = event.target;
     if (target.name === "type" && target.closest("[data-ticket]")) { showFieldsFor(target.form); }
-  });
-
-  document.addEventListener("htmx:beforeSwap", function (event) {
-    var status = event.detail.xhr.status;
-    if ((status === 400 || status === 409) && event.detail.target.closest("[data-ticket]")) {
-      event.detail.shouldSwap = true;
-      event.detail.isError = false;
-    }
   });
 })();

@@ -68,7 +68,7 @@ def test_a_sell_offer_is_made_to_one_player_who_accepts_part_of_it(browser_page,
     assert form.get_by_label("Stock symbol", exact=True).input_value() == "AAPL"
     assert form.get_by_label("I sell shares", exact=True).is_checked()
     form.get_by_label("Shares", exact=True).fill("10")
-    # A price outside the band is refused (409) with the reason on the form: offers.js
+    # A price outside the band is refused (409) with the reason on the form: app.js (data-swap-errors)
     # swaps it in, where htmx alone would leave the form as it was.
     form.get_by_label("Price per share", exact=True).fill("200")
     form.get_by_label("To player (optional)", exact=True).fill("@offer_tom")
