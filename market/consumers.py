@@ -22,6 +22,7 @@ from importlib import import_module
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -139,6 +140,17 @@ class LiveConsumer(AsyncWebsocketConsumer):
         await sync_to_async(groups.presence_mark, thread_sensitive=False)(
             user_id=self.user_id, channel_name=self.channel_name
         )
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Channels' dispatch runs close_old_connections through sync_to_async before
+        # every handler: a hop to the one thread-sensitive executor thread, per message
+        # and per connection, which was most of a tick's fan-out (bench/live.py). This
+        # consumer touches the database only through database_sync_to_async, which
+        # closes old connections itself on its own thread, so the hop buys nothing.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     # --- from the page ---------------------------------------------------------
 
