@@ -27,11 +27,11 @@ import redis.asyncio
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.template import Context
 from django.template.loader import get_template
 
 from market.groups import market_group, market_redis
-from market.models import Stock
-from market.ticks import StockTick, TickResult
+from market.ticks import TickResult
 
 logger = logging.getLogger(__name__)
 
@@ -42,11 +42,11 @@ TICK_EVENT = "market.tick"
 # on that kind of page. A page subscribes to symbols per view (see static/js/live.js).
 VIEWS: dict[str, str] = {
     # Market table, dashboard movers: price, change, change %.
-    "quote": "live/quote.html#quote",
+    "quote": "market/partials/quote.html#push_quote",
     # The stock page: the above, the day range and the chart's newest point.
-    "stock": "live/quote.html#stock",
+    "stock": "market/partials/quote.html#push_stock",
     # The watchlist.
-    "watch": "live/quote.html#watch",
+    "watch": "portfolio/partials/live_spans.html#push_watch",
 }
 
 _QUOTE_FIELDS = ("price", "previous_price", "change", "change_pct", "day_high", "day_low")
@@ -140,51 +140,62 @@ async def tick_quotes(event: dict[str, Any]) -> dict[str, list[Any]]:
     return await _quotes.get(event["slot"])
 
 
-def stock_tick_from_event(symbol: str, quote: list[Any]) -> StockTick:
-    price, previous, change, change_pct, high, low = (Decimal(value) for value in quote[:6])
-    return StockTick(
-        stock_id=int(quote[7]),
-        symbol=symbol,
-        price=price,
-        previous_price=previous,
-        change=change,
-        change_pct=change_pct,
-        day_high=high,
-        day_low=low,
-        volume=int(quote[6]),
-    )
+class PushedStock:
+    """What the quote partials read of a stock, for a pushed quote. A Stock model
+    instance cost more to build than its spans cost to render; this holds the same
+    attributes (and `is_up`/`is_down`, as Stock defines them), so the partials print
+    exactly what the page prints (tests/live/test_render.py compares the two)."""
 
+    __slots__ = ("symbol", "last_price", "change", "change_pct", "day_high", "day_low", "volume")
 
-def _render_context(symbol: str, quote: list[Any], at: int) -> dict[str, Any]:
-    tick = stock_tick_from_event(symbol, quote)
-    # An unsaved Stock carrying the new quote, so the market's own partials (which
-    # take a `stock`) render the pushed spans exactly as they render the page.
-    stock = Stock(
-        id=tick.stock_id,
-        symbol=symbol,
-        last_price=tick.price,
-        change=tick.change,
-        change_pct=tick.change_pct,
-        day_high=tick.day_high,
-        day_low=tick.day_low,
-        volume=tick.volume,
-    )
-    return {"stock": stock, "tick": tick, "at": at, "live": True}
+    def __init__(self, symbol: str, quote: list[Any]) -> None:
+        self.symbol = symbol
+        self.last_price = Decimal(quote[0])
+        self.change = Decimal(quote[2])
+        self.change_pct = Decimal(quote[3])
+        self.day_high = Decimal(quote[4])
+        self.day_low = Decimal(quote[5])
+        self.volume = int(quote[6])
+
+    @property
+    def is_up(self) -> bool:
+        return self.change > 0
+
+    @property
+    def is_down(self) -> bool:
+        return self.change < 0
 
 
 class _FragmentCache:
-    """Rendered fragments of the latest tick this process saw, by (view, symbol)."""
+    """Rendered fragments of the latest tick this process saw, by (view, symbol).
+
+    One template Context per view and tick, reused for every symbol: the partials'
+    {% include %}s cache the templates they load in the context's render state, so a
+    fresh context per symbol would look each one up again (most of a render's cost)."""
 
     def __init__(self) -> None:
         self.slot: int | None = None
         self.fragments: dict[tuple[str, str], str] = {}
+        self.contexts: dict[str, Context] = {}
         self.renders = 0  # for tests and the benchmark: how many renders ran
 
     def for_slot(self, slot: int) -> dict[tuple[str, str], str]:
         if slot != self.slot:
             self.slot = slot
             self.fragments = {}
+            self.contexts = {}
         return self.fragments
+
+    def context(self, view: str, at: int) -> Context:
+        context = self.contexts.get(view)
+        if context is None:
+            # A plain Context: no request, no context processors (the spans need none).
+            # `at` is the start of the tick's minute: the chart's candle the price belongs
+            # to (static/js/market-chart.js opens a new candle when it is past the last).
+            context = self.contexts[view] = Context(
+                {"at": at - at % 60, "live": True}, autoescape=True
+            )
+        return context
 
 
 _cache = _FragmentCache()
@@ -209,8 +220,12 @@ def tick_fragments(
         key = (view, symbol)
         html = fragments.get(key)
         if html is None:
-            template = template or get_template(template_name)
-            html = template.render(_render_context(symbol, quote, event["at"])).strip()
+            if template is None:
+                # The engine's Template behind the backend wrapper: it renders a Context.
+                template = get_template(template_name).template
+                context = _cache.context(view, event["at"])
+            with context.push(stock=PushedStock(symbol, quote)):
+                html = template.render(context).strip()
             fragments[key] = html
             _cache.renders += 1
         out.append(html)
