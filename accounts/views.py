@@ -14,6 +14,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse, reverse_lazy
 from django.utils.decorators import method_decorator
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 from django_ratelimit.decorators import ratelimit
 
@@ -46,9 +47,19 @@ def _show_error(form: Any, error: errors.AccountsError) -> None:
 
 @require_http_methods(["GET", "POST"])
 @ratelimit(group="signup-ip", key="ip", rate=_rate("RATELIMIT_SIGNUP_IP"), method="POST")
+def _safe_next(request: HttpRequest) -> str | None:
+    """The ?next= a login or sign-up link carried, if it stays on this site."""
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    allowed = url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    )
+    return target if target and allowed else None
+
+
 def signup(request: HttpRequest) -> HttpResponse:
+    next_url = _safe_next(request)
     if request.user.is_authenticated:
-        return redirect("dashboard")
+        return redirect(next_url or "dashboard")
     form = SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -58,9 +69,13 @@ def signup(request: HttpRequest) -> HttpResponse:
         else:
             login(request, user, backend=LOGIN_BACKEND)
             messages.success(request, f"Welcome to Bullpen, @{user.handle}!")
-            return redirect("dashboard")
+            return redirect(next_url or "dashboard")
     status = 400 if request.method == "POST" else 200
-    context = {"form": form, "starting_cash": f"${settings.STARTING_CASH:,.0f}"}
+    context = {
+        "form": form,
+        "starting_cash": f"${settings.STARTING_CASH:,.0f}",
+        "next": next_url or "",
+    }
     return render(request, "accounts/signup.html", context, status=status)
 
 

@@ -186,3 +186,16 @@ def test_passwords_are_hashed_with_argon2_under_the_real_settings(settings):
     user = services.user_signup(handle="hashed", email="h@example.com", password=GOOD_PASSWORD)
     assert user.password.startswith("argon2$")
     assert user.check_password(GOOD_PASSWORD)
+
+
+
+def test_signup_returns_to_the_page_the_link_came_from(client, db):
+    response = signup_post(client, next="/stocks/AAPL/")
+    assert response.status_code == 302
+    assert response["Location"] == "/stocks/AAPL/"
+
+
+def test_signup_ignores_a_next_that_leaves_the_site(client, db):
+    response = signup_post(client, next="https://evil.example.com/")
+    assert response.status_code == 302
+    assert response["Location"] == "/"
