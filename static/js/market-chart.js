@@ -44,13 +44,27 @@
     var buttons = document.querySelectorAll("[data-chart-range]");
     var request = 0;
 
-    function load(range) {
+    // The bucket of each range, as market/selectors.py CHART_RANGES groups the bars
+    // (date_bin from Monday 2000-01-03 00:00 UTC): a pushed price opens a new candle
+    // when its bucket is past the last one.
+    var BUCKET_SECONDS = { "1d": 180, "1w": 1800, "1m": 7200, "1y": 86400, "5y": 7 * 86400 };
+    var BUCKET_ORIGIN = 946857600;
+    var range = null;
+
+    function bucketStart(time) {
+      var size = BUCKET_SECONDS[range];
+      if (!size) { return null; }
+      return BUCKET_ORIGIN + Math.floor((time - BUCKET_ORIGIN) / size) * size;
+    }
+
+    function load(name) {
       var mine = ++request;
+      range = name;
       status.textContent = "Loading…";
       buttons.forEach(function (button) {
-        button.setAttribute("aria-pressed", button.getAttribute("data-chart-range") === range ? "true" : "false");
+        button.setAttribute("aria-pressed", button.getAttribute("data-chart-range") === name ? "true" : "false");
       });
-      fetch(box.getAttribute("data-chart-url") + "?range=" + encodeURIComponent(range), {
+      fetch(box.getAttribute("data-chart-url") + "?range=" + encodeURIComponent(name), {
         headers: { Accept: "application/json" }, credentials: "same-origin"
       })
         .then(function (response) {
@@ -72,9 +86,14 @@
     buttons.forEach(function (button) {
       button.addEventListener("click", function () { load(button.getAttribute("data-chart-range")); });
     });
+    // For the browser tests and the console: the candles the chart shows.
+    window.Bullpen = window.Bullpen || {};
+    window.Bullpen.chart = { candles: function () { return candles.data(); } };
     load(buttons.length ? buttons[0].getAttribute("data-chart-range") : "1d");
 
-    // The live push may add the newest price (a hidden #candle-SYM span); fold it into the last candle.
+    // The live push carries the newest price (a hidden #candle-SYM span) and the start of
+    // its minute (data-time): a price in the last candle's bucket is folded into it, a
+    // later one opens the next candle (series.update appends a bar with a newer time).
     document.addEventListener("htmx:oobAfterSwap", function (event) {
       // The event fires on the swapped-in element; detail.target is the one it replaced
       // (with the previous price).
@@ -84,6 +103,12 @@
       var data = candles.data();
       if (!data.length || !price) { return; }
       var last = data[data.length - 1];
+      var time = bucketStart(parseInt(target.getAttribute("data-time"), 10));
+      if (time !== null && time > last.time) {
+        // As the server builds a bar: its first price opens it.
+        candles.update({ time: time, open: price, high: price, low: price, close: price });
+        return;
+      }
       candles.update({ time: last.time, open: last.open, high: Math.max(last.high, price), low: Math.min(last.low, price), close: price });
     });
   }
