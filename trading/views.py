@@ -136,13 +136,10 @@ def orders(request: HttpRequest) -> HttpResponse:
     page = Paginator(order_list, ORDERS_PER_PAGE).get_page(request.GET.get("page"))
     fills = selectors.fills_for_orders(list(page.object_list))
     rows = [(order, fills.get(order.pk)) for order in page.object_list]
-    query = request.GET.copy()
-    query.pop("page", None)
     context = {
         "filter_form": filter_form if request.GET else OrderFilterForm(),
         "page": page,
         "rows": rows,
-        "query": query.urlencode(),
         "filtered": any(filters.values()) if filters else False,
         "next_url": request.get_full_path(),
     }
