@@ -52,6 +52,8 @@ BASIS_STEP = Decimal("0.0001")
 Side = Literal["buy", "sell"]
 # Set on the instances portfolios_lock returns; balance changes refuse any other instance.
 _LOCK_MARK = "_locked_for_update"
+# Set on those instances: the positions locked with them (see _positions_cache).
+_POSITIONS_MARK = "_locked_positions"
 
 
 def money_fmt(amount: Decimal) -> str:
@@ -97,13 +99,31 @@ def _require_locked(portfolio: Portfolio) -> None:
 
 def _position_locked(*, portfolio: Portfolio, stock: Stock, create: bool) -> Position | None:
     """The position row, locked. Creating it is race-free because the portfolio is locked
-    and every position writer locks the portfolio first."""
-    position = Position.objects.select_for_update().filter(portfolio=portfolio, stock=stock).first()
+    and every position writer locks the portfolio first. A position `portfolios_lock`
+    already locked (its `stock=` argument) is not read again."""
+    cache = _positions_cache(portfolio)
+    if stock.pk in cache:
+        position = cache[stock.pk]
+    else:
+        position = (
+            Position.objects.select_for_update().filter(portfolio=portfolio, stock=stock).first()
+        )
     if position is None and create:
         position = Position.objects.create(portfolio=portfolio, stock=stock)
     if position is not None:
         position.stock = stock
+    cache[stock.pk] = position
     return position
+
+
+def _positions_cache(portfolio: Portfolio) -> dict[int, Position | None]:
+    """The positions of a locked portfolio already locked in this transaction, by stock
+    id (None: locked while absent; the portfolio lock keeps anyone from creating it)."""
+    cache = getattr(portfolio, _POSITIONS_MARK, None)
+    if cache is None:
+        cache = {}
+        setattr(portfolio, _POSITIONS_MARK, cache)
+    return cache
 
 
 def _entries_post(entries: list[LedgerEntry]) -> list[LedgerEntry]:
@@ -164,23 +184,71 @@ def portfolio_open(*, owner: Any, name: str = "Main") -> Portfolio:
     return portfolio
 
 
-def portfolios_lock(*, portfolio_ids: Iterable[int]) -> dict[int, Portfolio]:
+def portfolios_lock(
+    *, portfolio_ids: Iterable[int], stock: Stock | None = None
+) -> dict[int, Portfolio]:
     """Lock the portfolios (SELECT ... FOR UPDATE) in ascending id order and return fresh
-    copies by id. Pass these instances to the other services."""
+    copies by id. Pass these instances to the other services.
+
+    With `stock`, each portfolio's position in it (if any) is locked in the same round
+    trip, right after its portfolio (the lock order holds: a position is only ever locked
+    under its portfolio's lock), and trade_settle / the reservations use it unread.
+    Positions locked in a transaction stay on the portfolio instance: use it in that
+    transaction only (as for its balances)."""
     if not connection.in_atomic_block:
         raise PortfolioNotLocked("portfolios_lock() must be called inside transaction.atomic().")
     wanted = sorted(set(portfolio_ids))
-    # PostgreSQL locks rows as the sorted result is produced: ORDER BY id is the lock order.
-    locked = {
-        portfolio.pk: portfolio
-        for portfolio in Portfolio.objects.select_for_update().filter(pk__in=wanted).order_by("pk")
-    }
+    with connection.cursor() as cursor:
+        if stock is None:
+            cursor.execute(_LOCK_SQL, [wanted])
+        else:
+            cursor.execute(_LOCK_WITH_POSITION_SQL, [wanted, stock.pk])
+        rows = cursor.fetchall()
+    width = len(_PORTFOLIO_FIELDS)
+    locked: dict[int, Portfolio] = {}
+    for row in rows:
+        portfolio = Portfolio.from_db(connection.alias, _PORTFOLIO_FIELDS, row[:width])
+        setattr(portfolio, _LOCK_MARK, True)
+        if stock is not None and row[width] is not None:
+            # Only a position found is kept. One that seems absent may have been created
+            # by the transaction this lock waited for: committed after the statement's
+            # snapshot, so the join cannot see it (a row it can see, it locks in its
+            # latest version). _position_locked reads again, after the lock.
+            position = Position.from_db(connection.alias, _POSITION_FIELDS, row[width:])
+            position.stock = stock
+            setattr(portfolio, _POSITIONS_MARK, {stock.pk: position})
+        locked[portfolio.pk] = portfolio
     missing = [pk for pk in wanted if pk not in locked]
     if missing:
         raise PortfolioNotFound(f"No portfolio with id {', '.join(map(str, missing))}.")
-    for portfolio in locked.values():
-        setattr(portfolio, _LOCK_MARK, True)
     return locked
+
+
+_PORTFOLIO_FIELDS = [field.attname for field in Portfolio._meta.concrete_fields]
+_POSITION_FIELDS = [field.attname for field in Position._meta.concrete_fields]
+_PORTFOLIO_COLUMNS = ", ".join(f'"{field.column}"' for field in Portfolio._meta.concrete_fields)
+_POSITION_COLUMNS = ", ".join(f'"{field.column}"' for field in Position._meta.concrete_fields)
+# Raw SQL: the lock is on every trade's path, and compiling the ORM query each time cost
+# more CPU than the round trip. PostgreSQL locks rows as the sorted result is produced:
+# ORDER BY id is the lock order.
+_LOCK_SQL = f"""
+SELECT {_PORTFOLIO_COLUMNS} FROM portfolio_portfolio
+WHERE id = ANY(%s::bigint[]) ORDER BY id FOR UPDATE
+"""  # noqa: S608 - column names from the models, no input
+# The CTE locks each portfolio before the LATERAL reads (and locks) its position: the
+# portfolio row is locked as the CTE produces it, ahead of the join that needs its id.
+_LOCK_WITH_POSITION_SQL = f"""
+WITH locked AS MATERIALIZED (
+    SELECT {_PORTFOLIO_COLUMNS} FROM portfolio_portfolio
+    WHERE id = ANY(%s::bigint[]) ORDER BY id FOR UPDATE
+)
+SELECT locked.*, position.* FROM locked
+LEFT JOIN LATERAL (
+    SELECT {_POSITION_COLUMNS} FROM portfolio_position
+    WHERE portfolio_id = locked.id AND stock_id = %s FOR UPDATE
+) AS position ON true
+ORDER BY locked.id
+"""  # noqa: S608 - the same
 
 
 # --- Reservations ---------------------------------------------------------------
@@ -345,7 +413,12 @@ def trade_settle(
                 f"{money_fmt(fee)} fee needs {money_fmt(notional + fee)} and "
                 f"{money_fmt(available)} is available."
             )
-        position = position or _position_locked(portfolio=portfolio, stock=stock, create=True)
+        # A first buy inserts the position in the same statement as the entries.
+        position = (
+            position
+            or _position_locked(portfolio=portfolio, stock=stock, create=False)
+            or Position(portfolio=portfolio, stock=stock)
+        )
         new_quantity = position.quantity + quantity
         new_cost_basis = position.cost_basis + notional + fee
         new_realized = position.realized_pnl
@@ -399,17 +472,140 @@ def trade_settle(
                 created_at=now,
             )
         )
-    # Post first: a duplicate key must leave the balances untouched.
-    posted = _entries_post(entries)
+    # One statement posts the entries and writes both balances, or, if a key is already
+    # in the ledger, writes nothing. Then the instances follow.
+    posted = _trade_write(
+        entries=entries,
+        portfolio=portfolio,
+        cash=portfolio.cash + cash_delta - fee,
+        reserved_cash=reserved_cash,
+        position=position,
+        position_values=(
+            new_quantity,
+            position.reserved_quantity - release_quantity,
+            new_cost_basis,
+            new_realized,
+        ),
+    )
     portfolio.cash += cash_delta - fee
     portfolio.reserved_cash = reserved_cash
-    portfolio.save(update_fields=["cash", "reserved_cash"])
     position.quantity = new_quantity
     position.reserved_quantity -= release_quantity
     position.cost_basis = new_cost_basis
     position.realized_pnl = new_realized
-    position.save(update_fields=["quantity", "reserved_quantity", "cost_basis", "realized_pnl"])
+    _positions_cache(portfolio)[stock.pk] = position
     return posted
+
+
+def _trade_write(
+    *,
+    entries: list[LedgerEntry],
+    portfolio: Portfolio,
+    cash: Decimal,
+    reserved_cash: Decimal,
+    position: Position,
+    position_values: tuple[int, int, Decimal, Decimal],
+) -> list[LedgerEntry]:
+    """A trade's writes in one round trip (it was five: the key check, the entries, the
+    portfolio, the position's insert or update): the ledger entries, inserted only if
+    none of their keys exists, then - only if they were - the portfolio's cash and the
+    position. Raises DuplicateEntry, having written nothing, if a key exists."""
+    new_position = position.pk is None
+    entry_fields = _entry_fields()
+    entry_row = "(" + ", ".join(f"%s::{cast}" for _, cast in entry_fields) + ")"
+    params: list[Any] = [[entry.idempotency_key for entry in entries]]
+    for entry in entries:
+        params.extend(
+            field.get_db_prep_save(field.pre_save(entry, True), connection)
+            for field, _ in entry_fields
+        )
+    params += [cash, reserved_cash, portfolio.pk]
+    if new_position:
+        params += [portfolio.pk, position.stock_id, *position_values]
+    else:
+        params += [*position_values, position.pk]
+    sql = _TRADE_WRITE_SQL.format(
+        entry_columns=", ".join(f'"{field.column}"' for field, _ in entry_fields),
+        entry_rows=", ".join([entry_row] * len(entries)),
+        holding=_POSITION_INSERT_SQL if new_position else _POSITION_UPDATE_SQL,
+    )
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+    except IntegrityError as error:
+        # Only a race between two portfolios reusing one key gets here (a same-key race
+        # on one portfolio is serialized by its lock); the transaction is aborted anyway.
+        if "idempotency_key" not in str(error):
+            raise
+        raise DuplicateEntry(
+            "The ledger already holds one of these idempotency keys; nothing was posted.",
+            idempotency_key=entries[0].idempotency_key,
+        ) from error
+    entry_ids = sorted(row_id for row_id, is_position in rows if not is_position)
+    if not entry_ids:
+        key = (
+            LedgerEntry.objects.filter(idempotency_key__in=params[0])
+            .order_by("idempotency_key")
+            .values_list("idempotency_key", flat=True)
+            .first()
+        )
+        raise DuplicateEntry(
+            f"The ledger already holds an entry with idempotency key {key!r}; nothing was posted.",
+            idempotency_key=key or entries[0].idempotency_key,
+        )
+    # Sequence values follow the VALUES order within one INSERT.
+    for entry, entry_id in zip(entries, entry_ids, strict=True):
+        entry.pk = entry_id
+        entry._state.adding = False
+        entry._state.db = connection.alias
+    if new_position:
+        position.pk = next(row_id for row_id, is_position in rows if is_position)
+        position._state.adding = False
+        position._state.db = connection.alias
+    return entries
+
+
+_ENTRY_FIELDS: list[tuple[Any, str]] = []
+
+
+def _entry_fields() -> list[tuple[Any, str]]:
+    """LedgerEntry's columns (but the id) and their SQL types, for the VALUES casts."""
+    if not _ENTRY_FIELDS:
+        _ENTRY_FIELDS.extend(
+            (field, field.cast_db_type(connection))
+            for field in LedgerEntry._meta.concrete_fields
+            if not field.primary_key
+        )
+    return _ENTRY_FIELDS
+
+
+_TRADE_WRITE_SQL = """
+WITH duplicate AS (
+    SELECT 1 FROM portfolio_ledgerentry WHERE idempotency_key = ANY(%s::varchar[]) LIMIT 1
+), posted AS (
+    INSERT INTO portfolio_ledgerentry ({entry_columns})
+    SELECT * FROM (VALUES {entry_rows}) AS entry
+    WHERE NOT EXISTS (SELECT 1 FROM duplicate)
+    RETURNING id
+), balance AS (
+    UPDATE portfolio_portfolio SET cash = %s::numeric, reserved_cash = %s::numeric
+    WHERE id = %s AND EXISTS (SELECT 1 FROM posted)
+), holding AS ({holding})
+SELECT id, false FROM posted UNION ALL SELECT id, true FROM holding
+"""
+_POSITION_UPDATE_SQL = """
+    UPDATE portfolio_position
+    SET quantity = %s, reserved_quantity = %s, cost_basis = %s::numeric, realized_pnl = %s::numeric
+    WHERE id = %s AND EXISTS (SELECT 1 FROM posted)
+    RETURNING id
+"""
+_POSITION_INSERT_SQL = """
+    INSERT INTO portfolio_position
+        (portfolio_id, stock_id, quantity, reserved_quantity, cost_basis, realized_pnl)
+    SELECT %s, %s, %s, %s, %s::numeric, %s::numeric WHERE EXISTS (SELECT 1 FROM posted)
+    RETURNING id
+"""
 
 
 # --- Adjustments ----------------------------------------------------------------

@@ -16,6 +16,15 @@ from trading.services import order_place
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+@pytest.fixture(autouse=True)
+def _announce_at_once(monkeypatch):
+    # A market fill's push goes out from a Celery task queued at the commit
+    # (trading.tasks.announce); no worker runs here, so the task runs in the queuing call.
+    from trading.tasks import announce
+
+    monkeypatch.setattr(announce, "delay", announce)
+
+
 def market_buy(user, stock, quantity: int, key: str):
     portfolio = user.portfolios.first() or portfolio_open(owner=user)
     # order_place queues the events with on_commit: they run when this block commits.

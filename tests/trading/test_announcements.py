@@ -26,7 +26,27 @@ def announced(monkeypatch):
     return calls
 
 
-def test_a_market_fill_is_announced_once_after_it_commits(portfolio, stock, announced):
+def test_a_market_fill_is_announced_once_from_a_task_queued_at_its_commit(
+    portfolio, stock, announced, monkeypatch
+):
+    queued: list[list] = []
+    monkeypatch.setattr(tasks.announce, "delay", lambda batch: queued.append(batch))
+    order = place(portfolio, stock, "buy", "market", 1)
+
+    fill_id = order.fills.get().pk
+    assert announced == []  # nothing rendered or pushed in the order's request
+    assert queued == [[("fill_made", fill_id)]]
+    tasks.announce(queued[0])
+    assert announced == [("fill_made", fill_id)]
+
+
+def test_a_market_fill_is_announced_inline_when_the_broker_refuses_the_task(
+    portfolio, stock, announced, monkeypatch
+):
+    def refuse(batch):
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(tasks.announce, "delay", refuse)
     order = place(portfolio, stock, "buy", "market", 1)
     assert announced == [("fill_made", order.fills.get().pk)]
 
