@@ -5,9 +5,15 @@ checked by AllowedHostsOriginValidator in config/asgi.py), joins groups, and for
 fragments. It renders nothing itself: tick fragments come from the per-process cache
 in market.live, wallets and events arrive already rendered from the worker.
 
+Ticks reach a process once, through its _TickHub (the market group's only member in
+the process), which hands them to each connection in turn; a player's wallets, fills
+and offers come through the connection's own channel (its player's group).
+
 Economy: one message per tick per connection. A player's wallet for a tick is sent by
 the worker just before the tick's prices (portfolio.live runs before market.live in
-MARKET_TICK_HOOKS), so it is held back and leaves in the same frame as the prices.
+MARKET_TICK_HOOKS), and the tick's message names the players who got one: whichever
+of the two reaches the connection first waits (at most WALLET_HOLD_SECONDS) for the
+other, and both leave in one frame.
 """
 
 from __future__ import annotations
@@ -38,7 +44,8 @@ MAX_MESSAGE_CHARS = 8 * 1024
 MAX_SYMBOLS = 200
 # Views a wallet can carry positions for (portfolio.live renders them per player).
 WALLET_VIEWS = ("position",)
-# A wallet that arrived without its tick's prices leaves on its own after this long.
+# A wallet that arrived without its tick's prices (or prices without the wallet the tick
+# announced) leaves on its own after this long.
 WALLET_HOLD_SECONDS = 0.5
 SYMBOL_RE = re.compile(r"^[A-Z0-9.\-]{1,12}$")
 # Listed symbols, per process, refreshed this often: unknown ones are dropped on subscribe.
@@ -84,6 +91,65 @@ def known_symbols_forget() -> None:
     _known_symbols = (0.0, frozenset())
 
 
+class _TickHub:
+    """The market group's one member in this process: a single channel-layer channel
+    receives each tick and hands it to every live connection of the process in turn.
+
+    With each connection a member of the group, a tick was a thousand queue puts, task
+    wake-ups, message decodes and dispatches before the first frame left; now it is
+    one, and the fan-out is a loop over the connections (bench/live.py, docs/live.md).
+    The players' own groups (wallets, fills, offers) stay per connection: rare, and
+    addressed to one player. Per event loop: a new loop (tests) starts a new hub."""
+
+    def __init__(self) -> None:
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.consumers: dict[str, LiveConsumer] = {}
+        self.started: asyncio.Future | None = None
+        self.task: asyncio.Task | None = None
+
+    async def join(self, consumer: LiveConsumer) -> None:
+        loop = asyncio.get_running_loop()
+        if self.loop is not loop:
+            self.loop, self.consumers, self.started = loop, {}, None
+        if self.started is None:
+            self.started = asyncio.ensure_future(self._start(consumer.channel_layer))
+        await asyncio.shield(self.started)
+        self.consumers[consumer.channel_name] = consumer
+
+    def leave(self, consumer: LiveConsumer) -> None:
+        self.consumers.pop(consumer.channel_name, None)
+
+    async def _start(self, layer: Any) -> None:
+        channel = await layer.new_channel()
+        await layer.group_add(groups.market_group(), channel)
+        # Kept on the hub: the loop holds tasks only weakly.
+        self.task = asyncio.ensure_future(self._run(layer, channel))
+
+    async def _run(self, layer: Any, channel: str) -> None:
+        while True:
+            try:
+                message = await layer.receive(channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("live: the tick channel failed; retrying in 1 s")
+                await asyncio.sleep(1)
+                continue
+            if message.get("type") != live.TICK_EVENT:
+                continue
+            # Fetched once, before the fan-out; every connection then finds it cached.
+            await live.tick_quotes(message)
+            message["wallets"] = frozenset(message.get("wallets", ()))
+            for consumer in list(self.consumers.values()):
+                try:
+                    await consumer.market_tick(message)
+                except Exception:
+                    logger.exception("live: tick not delivered to %s", consumer.channel_name)
+
+
+_hub = _TickHub()
+
+
 class LiveConsumer(AsyncWebsocketConsumer):
     user_id: int | None
     views: dict[str, tuple[str, ...]]
@@ -96,11 +162,15 @@ class LiveConsumer(AsyncWebsocketConsumer):
         self.views = {}
         self.held_wallet: dict[str, Any] | None = None
         self.held_wallet_timer: asyncio.TimerHandle | None = None
+        # A tick's prices waiting for the player's wallet of the same tick.
+        self.held_prices: tuple[int, list[str]] | None = None
+        self.held_prices_timer: asyncio.TimerHandle | None = None
         self.last_heartbeat = 0.0
         # Jittered, so the tabs that all reconnected after a restart do not all re-check
         # their sessions in the same tick.
         self.heartbeat_every = groups.PRESENCE_HEARTBEAT_SECONDS * random.uniform(0.6, 1.0)
-        await self.channel_layer.group_add(groups.market_group(), self.channel_name)
+        self.heartbeat_task: asyncio.Task | None = None
+        await _hub.join(self)
         if self.user_id is not None:
             await self.channel_layer.group_add(groups.user_group(self.user_id), self.channel_name)
             # AuthMiddleware has just read the session: no second look now.
@@ -110,7 +180,11 @@ class LiveConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         if self.held_wallet_timer is not None:
             self.held_wallet_timer.cancel()
-        await self.channel_layer.group_discard(groups.market_group(), self.channel_name)
+        if self.held_prices_timer is not None:
+            self.held_prices_timer.cancel()
+        if self.heartbeat_task is not None:
+            self.heartbeat_task.cancel()
+        _hub.leave(self)
         if self.user_id is not None:
             await self.channel_layer.group_discard(
                 groups.user_group(self.user_id), self.channel_name
@@ -209,6 +283,8 @@ class LiveConsumer(AsyncWebsocketConsumer):
     # --- from the channel layer ------------------------------------------------
 
     async def market_tick(self, event: dict[str, Any]) -> None:
+        """A tick, from the process's _TickHub: must not wait on anything but the (cached)
+        quotes, or every connection after this one waits too."""
         parts: list[str] = []
         if any(view in live.VIEWS for view in self.views):
             quotes = await live.tick_quotes(event)
@@ -219,19 +295,33 @@ class LiveConsumer(AsyncWebsocketConsumer):
         if wallet is not None and wallet["slot"] == event["slot"]:
             self._release_held_wallet()
             parts.extend(self._wallet_parts(wallet))
+        elif self.user_id is not None and self.user_id in event.get("wallets", ()):
+            # This player's wallet for the tick was sent before the tick but has not
+            # reached this connection yet (the hub's channel is not this one's): the
+            # prices wait for it, at most WALLET_HOLD_SECONDS.
+            self._hold_prices(event["slot"], parts)
+            parts = []
         if parts:
             await self.send(text_data="".join(parts))
         if (
             self.user_id is not None
             and time.monotonic() - self.last_heartbeat > self.heartbeat_every
+            and (self.heartbeat_task is None or self.heartbeat_task.done())
         ):
-            await self._heartbeat()
+            # In the background: it reaches the database and Redis.
+            self.last_heartbeat = time.monotonic()
+            self.heartbeat_task = asyncio.ensure_future(self._heartbeat())
 
     async def wallet_update(self, event: dict[str, Any]) -> None:
         """A player's wallet (portfolio.live). A tick's wallet waits for the tick's
         prices; one after a fill (slot None) goes at once."""
         if event.get("slot") is None:
             await self.send(text_data="".join(self._wallet_parts(event)))
+            return
+        held = self.held_prices
+        if held is not None and held[0] == event["slot"]:
+            self._release_held_prices()
+            await self.send(text_data="".join(held[1] + self._wallet_parts(event)))
             return
         if self.held_wallet is not None:
             await self._send_held_wallet()
@@ -252,6 +342,28 @@ class LiveConsumer(AsyncWebsocketConsumer):
                 positions[symbol] for symbol in self.views.get(view, ()) if symbol in positions
             )
         return parts
+
+    def _hold_prices(self, slot: int, parts: list[str]) -> None:
+        if self.held_prices is not None:
+            self._release_held_prices()
+        self.held_prices = (slot, parts)
+        self.held_prices_timer = asyncio.get_running_loop().call_later(
+            WALLET_HOLD_SECONDS, lambda: asyncio.ensure_future(self._send_held_prices())
+        )
+
+    def _release_held_prices(self) -> None:
+        self.held_prices = None
+        if self.held_prices_timer is not None:
+            self.held_prices_timer.cancel()
+            self.held_prices_timer = None
+
+    async def _send_held_prices(self) -> None:
+        held = self.held_prices
+        if held is None:
+            return
+        self._release_held_prices()
+        if held[1]:
+            await self.send(text_data="".join(held[1]))
 
     def _release_held_wallet(self) -> None:
         self.held_wallet = None

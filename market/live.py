@@ -66,9 +66,27 @@ def tick_quotes_payload(result: TickResult) -> dict[str, list[Any]]:
     }
 
 
+# The players portfolio.live sent a wallet to for a tick (it runs first, in this worker
+# process): the tick's message names them, so each of their connections knows to wait
+# for its wallet and send both in one frame, whichever reaches it first.
+_wallets_sent: dict[int, list[int]] = {}
+
+
+def tick_wallets_sent(*, slot: int, user_ids: Iterable[int]) -> None:
+    """Called by portfolio.live.on_tick once the tick's wallets are on their way."""
+    _wallets_sent.clear()  # only the tick being published matters
+    _wallets_sent[slot] = sorted(user_ids)
+
+
 def tick_event(result: TickResult) -> dict[str, Any]:
-    """The channel-layer message of one tick: small, whatever the number of quotes."""
-    return {"type": TICK_EVENT, "slot": result.slot, "at": int(result.at.timestamp())}
+    """The channel-layer message of one tick: the slot (the quotes are in Redis) and the
+    players whose wallet for this tick was sent."""
+    return {
+        "type": TICK_EVENT,
+        "slot": result.slot,
+        "at": int(result.at.timestamp()),
+        "wallets": _wallets_sent.pop(result.slot, []),
+    }
 
 
 def on_tick(result: TickResult) -> None:

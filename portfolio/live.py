@@ -19,6 +19,7 @@ from channels.layers import get_channel_layer
 from django.template.loader import get_template
 
 from market.groups import players_online, user_group
+from market.live import tick_wallets_sent
 from market.ticks import TickResult
 from portfolio.models import Portfolio, Position
 from portfolio.selectors import portfolio_summary
@@ -108,7 +109,9 @@ def on_tick(result: TickResult) -> None:
             portfolio__owner_id__in=online, stock_id__in=moved, quantity__gt=0
         ).values_list("portfolio__owner_id", flat=True)
     )
-    _send(wallet_events(user_ids=holders, slot=result.slot))
+    events = wallet_events(user_ids=holders, slot=result.slot)
+    _send(events)
+    tick_wallets_sent(slot=result.slot, user_ids=events)
 
 
 def wallet_push(*, user_ids: Iterable[int], extra_html: str = "") -> None:

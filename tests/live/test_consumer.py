@@ -4,14 +4,17 @@ real Redis channel layer and real ticks applied to PostgreSQL."""
 from __future__ import annotations
 
 import json
+import time
 from html.parser import HTMLParser
 
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
+from channels.layers import get_channel_layer
 
 from market import live
+from market.groups import user_group
 from market.services import tick_hooks_call
-from portfolio.live import wallet_push
+from portfolio.live import wallet_events, wallet_push
 from tests.factories import UserFactory
 from tests.live.conftest import buy, communicator, session_cookie, tick
 
@@ -174,6 +177,39 @@ def test_a_tick_is_one_htmx_out_of_band_message_of_spans(make_stock):
         minute = int(candle["data-time"])
         assert minute > 0 and minute % 60 == 0
         assert await ws.receive_nothing(0.6)
+        await ws.disconnect()
+
+    async_to_sync(scenario)()
+
+
+def test_a_wallet_that_reaches_the_connection_after_its_tick_still_rides_in_one_frame(
+    make_stock,
+):
+    """The tick reaches the connection through the process's hub, the wallet through
+    the player's own channel: whichever arrives first waits for the other."""
+    aapl = make_stock("AAPL")
+    player = UserFactory()
+    buy(player, aapl, 10)
+    player_cookie = session_cookie(player)
+
+    def publish_tick_before_wallet() -> None:
+        result = tick({"AAPL": "120.0000"})
+        wallets = wallet_events(user_ids=[player.pk], slot=result.slot)
+        live.tick_wallets_sent(slot=result.slot, user_ids=wallets)
+        live.on_tick(result)  # the tick first, naming the player's wallet ...
+        time.sleep(0.2)  # (the hub has fanned the tick out by now)
+        layer = get_channel_layer()
+        async_to_sync(layer.group_send)(user_group(player.pk), wallets[player.pk])  # ... then it
+
+    async def scenario():
+        ws = communicator(player_cookie)
+        assert (await ws.connect())[0]
+        await subscribe(ws, quote=["AAPL"], position=["AAPL"])
+        await sync_to_async(publish_tick_before_wallet)()
+        message = await ws.receive_from()
+        assert {"px-AAPL", "hdr-networth", "pos-val-AAPL"} <= ids(message)
+        assert '<span id="pos-val-AAPL">$1,200.00</span>' in message
+        assert await ws.receive_nothing(0.8)
         await ws.disconnect()
 
     async_to_sync(scenario)()
