@@ -356,8 +356,9 @@ RECONCILE_RESERVATION_SOURCES = env.list(
 ORDER_PROTECTION_BAND = Decimal(env.str("ORDER_PROTECTION_BAND", default="0.05"))
 # Threads that fill a tick's triggered orders (each fill is its own transaction).
 TRIGGER_FILL_WORKERS = env.int("TRIGGER_FILL_WORKERS", default=4)
-# > 0: the tick hands its fills to Celery tasks of this many orders (parallel workers).
-TRIGGER_FILL_TASK_BATCH = env.int("TRIGGER_FILL_TASK_BATCH", default=0)
+# A tick firing more orders than this hands them to Celery tasks of this many (filled by
+# the worker processes in parallel); fewer are filled by the tick itself. 0: always itself.
+TRIGGER_FILL_TASK_BATCH = env.int("TRIGGER_FILL_TASK_BATCH", default=50)
 
 # --- The market --------------------------------------------------------------
 MARKET_PROVIDER = env("MARKET_PROVIDER", default="simulated")

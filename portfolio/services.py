@@ -105,9 +105,10 @@ def _position_locked(*, portfolio: Portfolio, stock: Stock, create: bool) -> Pos
     if stock.pk in cache:
         position = cache[stock.pk]
     else:
-        position = (
-            Position.objects.select_for_update().filter(portfolio=portfolio, stock=stock).first()
-        )
+        with connection.cursor() as cursor:
+            cursor.execute(_POSITION_LOCK_SQL, [portfolio.pk, stock.pk])
+            row = cursor.fetchone()
+        position = Position.from_db(connection.alias, _POSITION_FIELDS, row) if row else None
     if position is None and create:
         position = Position.objects.create(portfolio=portfolio, stock=stock)
     if position is not None:
@@ -235,6 +236,10 @@ _LOCK_SQL = f"""
 SELECT {_PORTFOLIO_COLUMNS} FROM portfolio_portfolio
 WHERE id = ANY(%s::bigint[]) ORDER BY id FOR UPDATE
 """  # noqa: S608 - column names from the models, no input
+_POSITION_LOCK_SQL = f"""
+SELECT {_POSITION_COLUMNS} FROM portfolio_position
+WHERE portfolio_id = %s AND stock_id = %s FOR UPDATE
+"""  # noqa: S608 - the same
 # The CTE locks each portfolio before the LATERAL reads (and locks) its position: the
 # portfolio row is locked as the CTE produces it, ahead of the join that needs its id.
 _LOCK_WITH_POSITION_SQL = f"""

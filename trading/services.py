@@ -624,6 +624,37 @@ def _gap_shortfall(order: Order, *, portfolio: Portfolio, quote: Decimal) -> str
     )
 
 
+def _resting_order_lock(order_id: int) -> Order | None:
+    """The resting order with its stock, its row locked, or None if it is not resting or
+    another transaction holds it (SKIP LOCKED). Raw SQL: it is on every tick fill's path."""
+    with connection.cursor() as cursor:
+        cursor.execute(_RESTING_ORDER_LOCK_SQL, [order_id, list(OPEN_STATUSES)])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    width = len(_ORDER_FIELDS)
+    order = Order.from_db(connection.alias, _ORDER_FIELDS, row[:width])
+    order.stock = Stock.from_db(connection.alias, _STOCK_FIELDS, row[width:])
+    return order
+
+
+_ORDER_FIELDS = [field.attname for field in Order._meta.concrete_fields]
+# The CTE locks the order row alone (FOR UPDATE OF the order, as the ORM's of=("self",)).
+_RESTING_ORDER_LOCK_SQL = """
+WITH resting AS MATERIALIZED (
+    SELECT {order_columns} FROM trading_order
+    WHERE id = %s AND status = ANY(%s::varchar[])
+    FOR UPDATE SKIP LOCKED
+)
+SELECT resting.*, {stock_columns} FROM resting JOIN market_stock ON market_stock.id = resting.stock_id
+""".format(  # noqa: S608 - model columns
+    order_columns=", ".join(f'"{field.column}"' for field in Order._meta.concrete_fields),
+    stock_columns=", ".join(
+        f'market_stock."{field.column}"' for field in Stock._meta.concrete_fields
+    ),
+)
+
+
 def order_fill(*, order_id: int, quote: Decimal, quote_at: datetime | None = None) -> Fill | None:
     """Fire one resting order that a tick's price `quote` satisfies, in its own transaction.
 
@@ -634,12 +665,7 @@ def order_fill(*, order_id: int, quote: Decimal, quote_at: datetime | None = Non
     rejected and its reservation released. Returns the fill, or None.
     """
     with transaction.atomic():
-        order = (
-            Order.objects.select_for_update(skip_locked=True, of=("self",))
-            .select_related("stock")
-            .filter(pk=order_id, status__in=OPEN_STATUSES)
-            .first()
-        )
+        order = _resting_order_lock(order_id)
         if order is None or not order.fires_at(quote) or not order.stock.is_tradable:
             return None
         portfolio = portfolios_lock(portfolio_ids=[order.portfolio_id], stock=order.stock)[

@@ -7,6 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from celery import shared_task
+from django.conf import settings
 
 from trading import events
 from trading.collusion import collusion_scan
@@ -48,8 +49,14 @@ def announce(announcements: list[tuple[str, int]]) -> None:
 @shared_task(acks_late=True)
 def fill_triggered_orders(orders: list[tuple[int, str]], at: str | None = None) -> int:
     """Fill a chunk of one tick's triggered orders ((order id, price) pairs), each in
-    its own transaction. Safe to run twice (SKIP LOCKED and a status re-check)."""
+    its own transaction, from TRIGGER_FILL_WORKERS threads: a fill mostly waits on
+    PostgreSQL, so a worker process filling one at a time would sit idle. Safe to run
+    twice (SKIP LOCKED and a status re-check)."""
     from trading.triggers import triggered_fill
 
     when = datetime.fromisoformat(at) if at else None
-    return triggered_fill([(order_id, Decimal(price)) for order_id, price in orders], at=when)
+    return triggered_fill(
+        [(order_id, Decimal(price)) for order_id, price in orders],
+        at=when,
+        workers=settings.TRIGGER_FILL_WORKERS,
+    )

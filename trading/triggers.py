@@ -118,13 +118,23 @@ def triggered_fill(
 def _queue_fills(triggered: list[tuple[int, Decimal]], at: datetime | None, batch: int) -> int:
     """Hand the fills to Celery in chunks of `batch`, so several worker processes fill
     one tick's orders in parallel. A chunk that runs twice is harmless: each fill takes
-    its order row with SKIP LOCKED and re-checks its status and trigger."""
+    its order row with SKIP LOCKED and re-checks its status and trigger. Returns how many
+    were queued; a chunk the broker refuses is not queued (the caller fills it)."""
     from trading.tasks import fill_triggered_orders
 
     when = at.isoformat() if at else None
     for start in range(0, len(triggered), batch):
         chunk = [(order_id, str(price)) for order_id, price in triggered[start : start + batch]]
-        fill_triggered_orders.delay(chunk, when)
+        try:
+            fill_triggered_orders.delay(chunk, when)
+        except Exception:
+            logger.warning(
+                "tick fills not queued (%d of %d): filling them here",
+                len(triggered) - start,
+                len(triggered),
+                exc_info=True,
+            )
+            return start
     return len(triggered)
 
 
@@ -137,9 +147,12 @@ def orders_trigger(
 ) -> TriggerReport:
     """Fire the resting orders that `prices` (stock id -> new price) satisfy.
 
-    The fills run here, from `workers` threads (default settings.TRIGGER_FILL_WORKERS;
-    used when a tick fires enough orders to be worth it), or, with `fan_out` (default
-    settings.TRIGGER_FILL_TASK_BATCH) > 0, in Celery tasks of that many orders each.
+    A tick that fires at most `fan_out` orders (default settings.TRIGGER_FILL_TASK_BATCH)
+    fills them here, from `workers` threads (default settings.TRIGGER_FILL_WORKERS, used
+    when there are enough orders to be worth it). One that fires more hands them to
+    Celery tasks of `fan_out` orders each and returns: a fill costs a few milliseconds,
+    so a tick that filled a thousand orders itself would take seconds, and the worker
+    processes fill them in parallel. `fan_out` 0: always fill here.
     """
     started = time.perf_counter()
     workers = workers or settings.TRIGGER_FILL_WORKERS
@@ -150,10 +163,10 @@ def orders_trigger(
     batch = settings.TRIGGER_FILL_TASK_BATCH if fan_out is None else fan_out
     queued = 0
     filled = 0
-    if batch and triggered:
+    if batch and len(triggered) > batch:
         queued = _queue_fills(triggered, at, batch)
-    else:
-        filled = triggered_fill(triggered, at=at, workers=workers)
+    if queued < len(triggered):
+        filled = triggered_fill(triggered[queued:], at=at, workers=workers)
     report = TriggerReport(
         trailing_moved=moved,
         triggered=len(triggered),
