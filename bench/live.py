@@ -185,8 +185,8 @@ async def clients_run(args: argparse.Namespace) -> None:
     await asyncio.sleep(0.2)
 
 
-def tick_publish(symbols: list[str], slot: int, rng: random.Random) -> None:
-    from market.live import on_tick
+def tick_make(symbols: list[str], slot: int, rng: random.Random) -> object:
+    """A TickResult in which every symbol moved (built before the clock starts)."""
     from market.ticks import StockTick, TickResult
 
     ticks = []
@@ -205,7 +205,7 @@ def tick_publish(symbols: list[str], slot: int, rng: random.Random) -> None:
                 volume=1000 + slot,
             )
         )
-    on_tick(TickResult(slot=slot, at=datetime.now(UTC), ticks=ticks))
+    return TickResult(slot=slot, at=datetime.now(UTC), ticks=ticks)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -251,15 +251,21 @@ def layer_bench(args: argparse.Namespace, layer: str, symbols: list[str]) -> dic
         connect_seconds = time.monotonic() - started
         time.sleep(1.0)  # the subscriptions reach the consumers
         rss_connected = rss_mb(daphne.pid)
+        from market.live import on_tick
+
         cpu_before = cpu_seconds(daphne.pid)
+        clients_cpu_before = cpu_seconds(clients.pid)
         rng = random.Random(11)
         tick_started: list[float] = []
         for tick_index in range(args.ticks):
+            result = tick_make(symbols, 10_000_000 + tick_index, rng)
+            # The clock starts as the worker's hook publishes the tick (market.live.on_tick,
+            # called as the worker calls it): storing the quotes, then the group send.
             tick_started.append(time.monotonic())
-            # market.live.on_tick is the worker's sync hook, called as the worker does.
-            tick_publish(symbols, 10_000_000 + tick_index, rng)
+            on_tick(result)
             time.sleep(args.interval)
         cpu_per_tick = (cpu_seconds(daphne.pid) - cpu_before) / args.ticks
+        clients_cpu_per_tick = (cpu_seconds(clients.pid) - clients_cpu_before) / args.ticks
         rss_after = rss_mb(daphne.pid)
         if os.environ.get("BENCH_DAPHNE_WRAPPER"):
             os.kill(daphne.pid, signal.SIGUSR1)  # a profiling wrapper dumps its stats
@@ -276,6 +282,7 @@ def layer_bench(args: argparse.Namespace, layer: str, symbols: list[str]) -> dic
             daphne.kill()
             daphne.wait()
     latencies: list[float] = []
+    last_frame = dict.fromkeys(tick_started, 0.0)  # per tick: its slowest frame
     total_bytes = 0
     for arrived, size in frames:
         # The frame belongs to the latest tick published before it arrived.
@@ -283,6 +290,7 @@ def layer_bench(args: argparse.Namespace, layer: str, symbols: list[str]) -> dic
         if started_at is None:
             continue
         latencies.append(arrived - started_at)
+        last_frame[started_at] = max(last_frame[started_at], arrived - started_at)
         total_bytes += size
     latencies.sort()
     messages = len(latencies)
@@ -297,6 +305,9 @@ def layer_bench(args: argparse.Namespace, layer: str, symbols: list[str]) -> dic
         "bytes_per_client_tick": total_bytes / expected,
         "delivered": f"{messages}/{expected}",
         "cpu_ms_per_tick": cpu_per_tick * 1000,
+        "clients_cpu_ms_per_tick": clients_cpu_per_tick * 1000,
+        "load": os.getloadavg()[0],
+        "tick_max_ms": [round(last_frame[t] * 1000) for t in tick_started],
         "rss_idle_mb": rss_idle,
         "rss_connected_mb": rss_connected,
         "rss_after_mb": rss_after,
@@ -352,7 +363,7 @@ def main() -> None:
     )
     header = (
         f"{'layer':<7} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'msg/cl/tick':>12} "
-        f"{'bytes/cl/tick':>13} {'delivered':>13} {'RSS idle':>9} {'RSS conn':>9} {'RSS after':>10} {'connect s':>10} {'daphne CPU/tick':>16}"
+        f"{'bytes/cl/tick':>13} {'delivered':>13} {'RSS idle':>9} {'RSS conn':>9} {'RSS after':>10} {'connect s':>10} {'daphne CPU/tick':>16} {'clients CPU/tick':>17} {'load':>5}"
     )
     print(header)
     print("-" * len(header))
@@ -362,7 +373,10 @@ def main() -> None:
             f"{row['msgs_per_client_tick']:>12.2f} {row['bytes_per_client_tick']:>13.0f} {row['delivered']:>13} "
             f"{row['rss_idle_mb']:>8.0f}M {row['rss_connected_mb']:>8.0f}M {row['rss_after_mb']:>9.0f}M "
             f"{row['connect_s']:>10.1f} {row['cpu_ms_per_tick']:>13.0f} ms"
+            f" {row['clients_cpu_ms_per_tick']:>14.0f} ms {row['load']:>5.1f}"
         )
+    for row in results:
+        print(f"{row['layer']}: last frame of each tick, ms: {row['tick_max_ms']}")
     print("targets: p99 < 250 ms, 1 message per client per tick, < 4096 bytes, RSS < 300 MB")
 
 

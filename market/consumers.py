@@ -33,6 +33,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY, get_user_model
+from django.template.loader import get_template
 
 from market import groups, live
 from market.models import Stock
@@ -120,6 +121,9 @@ class _TickHub:
         self.consumers.pop(consumer.channel_name, None)
 
     async def _start(self, layer: Any) -> None:
+        # Load (and compile) the push templates now, not in the first tick's fan-out.
+        for template_name in live.VIEWS.values():
+            get_template(template_name)
         channel = await layer.new_channel()
         await layer.group_add(groups.market_group(), channel)
         # Kept on the hub: the loop holds tasks only weakly.
