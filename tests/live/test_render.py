@@ -72,9 +72,14 @@ QUOTES = {
 
 
 def _page_stock(symbol: str, quote: list) -> Stock:
+    # Every column set, so a partial that starts reading one PushedStock lacks fails here.
     return Stock(
         id=quote[7],
         symbol=symbol,
+        name=f"{symbol} Corp",
+        sector="technology",
+        previous_close=Decimal(quote[1]),
+        day_open=Decimal(quote[1]),
         last_price=Decimal(quote[0]),
         change=Decimal(quote[2]),
         change_pct=Decimal(quote[3]),
