@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from django.db import transaction
 
 from market.models import Sector, Stock
-from market.providers.base import Bar, Listing
+from market.providers.base import Bar, GeneratedEvent, Listing
 from market.services import BarRow, bars_write, quote_set_from_bars
 from market.sessions import day_bar_start, session_date, session_start
 
@@ -249,6 +249,9 @@ class HistorySeeded:
     quoted: int
 
 
+NEWS_WINDOW = timedelta(days=30)
+
+
 def history_seed(
     *,
     stocks: list[Stock],
@@ -279,12 +282,24 @@ def history_seed(
 
     daily_inserted = 0
     daily: dict[str, list[Bar]] = {}
+    # The news that explained the generated jumps: the recent part becomes the market's
+    # news feed, so a new market has a story to read. Kept only when its bars were
+    # newly written, so a second run adds no second copy.
+    news: list[GeneratedEvent] = []
     if daily_end_day > first_day:
         progress(f"Generating {(daily_end_day - first_day).days} days of daily bars…")
+        daily_news: list[GeneratedEvent] = []
         daily = generate_history(
-            fresh, day_bar_start(first_day), day_bar_start(daily_end_day), "1d", seed
+            fresh,
+            day_bar_start(first_day),
+            day_bar_start(daily_end_day),
+            "1d",
+            seed,
+            events=daily_news,
         )
         daily_inserted, _ = bars_write(rows=_rows(stock_ids, "1d", daily), replace=False)
+        if daily_inserted:
+            news += daily_news
         progress(f"  {daily_inserted} daily bars written.")
 
     minute_inserted = 0
@@ -300,10 +315,21 @@ def history_seed(
             )
             for listing in fresh
         ]
-        minutes = generate_history(continued, minute_start, session_start(now), "1m", seed)
+        minute_news: list[GeneratedEvent] = []
+        minutes = generate_history(
+            continued, minute_start, session_start(now), "1m", seed, events=minute_news
+        )
         minute_inserted, _ = bars_write(rows=_rows(stock_ids, "1m", minutes), replace=False)
+        if minute_inserted:
+            news += minute_news
         rolled, _ = bars_write(rows=_rows(stock_ids, "1d", _roll_up_days(minutes)), replace=False)
         daily_inserted += rolled
         progress(f"  {minute_inserted} minute bars and {rolled} daily roll-ups written.")
+    recent = [event for event in news if event.at is None or event.at >= now - NEWS_WINDOW]
+    if recent:
+        from market.services import events_record
+
+        events_record(generated=recent, at=session_start(now))
+        progress(f"  {len(recent)} news items from the last {NEWS_WINDOW.days} days recorded.")
     quoted = quote_set_from_bars(stock_ids=list(stock_ids.values()))
     return HistorySeeded(daily_inserted, minute_inserted, quoted)

@@ -233,3 +233,18 @@ def test_a_long_price_file_reports_progress(tmp_path):
     )
     assert result.inserted == 5200
     assert "  read 5000 rows…" in messages
+
+
+def test_seeded_history_brings_its_recent_news_once():
+    from market.models import MarketEvent
+
+    call_command("seed_market", "--stocks", "40", "--days", "60", stdout=StringIO())
+    news = MarketEvent.objects.all()
+    assert news.exists(), "60 days of 40 stocks should have produced at least one jump"
+    recent_limit = timezone.now() - timedelta(days=31)
+    assert all(event.published_at >= recent_limit for event in news)
+    assert all(event.source == "simulator" for event in news)
+    count = news.count()
+
+    call_command("seed_market", "--stocks", "40", "--days", "60", stdout=StringIO())
+    assert MarketEvent.objects.count() == count
