@@ -54,6 +54,8 @@ SYMBOLS_TTL_SECONDS = 60.0
 
 # A ping refreshes presence (and re-checks the session) at most this often.
 PING_HEARTBEAT_MIN_SECONDS = 5.0
+# The process's tick receiver renews its membership of the market group this often.
+HUB_REJOIN_SECONDS = 3600.0
 # Application close code: the session behind this socket ended.
 SESSION_ENDED_CLOSE_CODE = 4401
 
@@ -112,7 +114,11 @@ class _TickHub:
         loop = asyncio.get_running_loop()
         if self.loop is not loop:
             self.loop, self.consumers, self.started = loop, {}, None
-        if self.started is None:
+        started = self.started
+        if started is None or (
+            started.done() and (started.cancelled() or started.exception() is not None)
+        ):
+            # First connection, or the last start failed (Redis down): (re)start.
             self.started = asyncio.ensure_future(self._start(consumer.channel_layer))
         await asyncio.shield(self.started)
         self.consumers[consumer.channel_name] = consumer
@@ -130,7 +136,16 @@ class _TickHub:
         self.task = asyncio.ensure_future(self._run(layer, channel))
 
     async def _run(self, layer: Any, channel: str) -> None:
+        joined_at = time.monotonic()
         while True:
+            if time.monotonic() - joined_at > HUB_REJOIN_SECONDS:
+                # The core layer expires group members (group_expiry, a day); the
+                # connections used to renew theirs by reconnecting, the hub never does.
+                joined_at = time.monotonic()
+                try:
+                    await layer.group_add(groups.market_group(), channel)
+                except Exception:
+                    logger.exception("live: the hub could not renew its market group")
             try:
                 message = await layer.receive(channel)
             except asyncio.CancelledError:
@@ -139,16 +154,21 @@ class _TickHub:
                 logger.exception("live: the tick channel failed; retrying in 1 s")
                 await asyncio.sleep(1)
                 continue
-            if message.get("type") != live.TICK_EVENT:
-                continue
-            # Fetched once, before the fan-out; every connection then finds it cached.
-            await live.tick_quotes(message)
-            message["wallets"] = frozenset(message.get("wallets", ()))
-            for consumer in list(self.consumers.values()):
+            if message.get("type") == live.TICK_EVENT:
                 try:
-                    await consumer.market_tick(message)
+                    await self._deliver(message)
                 except Exception:
-                    logger.exception("live: tick not delivered to %s", consumer.channel_name)
+                    logger.exception("live: tick %s not delivered", message.get("slot"))
+
+    async def _deliver(self, message: dict[str, Any]) -> None:
+        # Fetched once, before the fan-out; every connection then finds it cached.
+        await live.tick_quotes(message)
+        message["wallets"] = frozenset(message.get("wallets", ()))
+        for consumer in list(self.consumers.values()):
+            try:
+                await consumer.market_tick(message)
+            except Exception:
+                logger.exception("live: tick not delivered to %s", consumer.channel_name)
 
 
 _hub = _TickHub()
