@@ -300,8 +300,9 @@ class Chart:
 
 
 def dollars(value: float) -> str:
-    """An axis label: whole dollars, or thousands when they are round ($12.5k)."""
-    if abs(value) >= 10_000:
+    """An axis label: thousands when they are round ($12.5k), whole dollars otherwise
+    ($99,960), so a chart that moves by a few dollars still has distinct labels."""
+    if abs(value) >= 10_000 and round(value) % 100 == 0:
         return f"${value / 1000:,.1f}k".replace(".0k", "k")
     return f"${value:,.0f}"
 

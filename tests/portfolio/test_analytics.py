@@ -190,3 +190,12 @@ def test_a_time_chart_places_points_by_time_and_draws_the_reference():
 
 def test_a_time_chart_needs_two_points():
     assert time_chart([(datetime(2025, 1, 1, tzinfo=UTC), 1.0)]) is None
+
+
+def test_dollar_axis_labels_stay_distinct_when_net_worth_barely_moves():
+    from portfolio.analytics import dollars
+
+    labels = [dollars(value) for value in (99_960.0, 99_980.0, 100_000.0)]
+    assert labels == ["$99,960", "$99,980", "$100k"]
+    assert dollars(12_500.0) == "$12.5k"
+    assert dollars(950.0) == "$950"
