@@ -48,9 +48,11 @@ def run(port: int = 8000) -> int:
         try:
             return process.wait()
         except KeyboardInterrupt:
-            # honcho got the same SIGINT and is stopping web, worker and beat.
+            # honcho got the same SIGINT and is stopping web, worker and beat. Ctrl-C is
+            # how a developer stops Bullpen, not a failure.
             process.send_signal(signal.SIGINT)
-            return process.wait()
+            process.wait()
+            return 0
     finally:
         print("Bullpen: stopping embedded services…", flush=True)
         services.stop()
