@@ -234,6 +234,10 @@ RATELIMIT_ENABLE = env.bool("RATELIMIT_ENABLE", default=True)
 # While the cache (Redis) is unreachable the counts cannot be read: true lets requests
 # through (axes' lockout, in PostgreSQL, still guards logins), false answers 429.
 RATELIMIT_FAIL_OPEN = env.bool("RATELIMIT_FAIL_OPEN", default=True)
+# Order tickets posted (review + confirm) per player.
+RATELIMIT_ORDERS_USER = env("RATELIMIT_ORDERS_USER", default="120/m")
+# Offers made or countered (review + confirm) per player.
+RATELIMIT_OFFERS_USER = env("RATELIMIT_OFFERS_USER", default="30/m")
 # django-ratelimit rates ("count/period", period s, m, h or d) for the account forms' POSTs.
 RATELIMIT_LOGIN_IP = env("RATELIMIT_LOGIN_IP", default="30/m")
 RATELIMIT_LOGIN_USERNAME = env("RATELIMIT_LOGIN_USERNAME", default="10/m")
@@ -248,10 +252,6 @@ SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
 # No script reads the CSRF cookie: base.html hands htmx the token through hx-headers.
 CSRF_COOKIE_HTTPONLY = True
-# Order tickets posted (review + confirm) per player.
-RATELIMIT_ORDERS_USER = env("RATELIMIT_ORDERS_USER", default="120/m")
-# Offers made or countered (review + confirm) per player.
-RATELIMIT_OFFERS_USER = env("RATELIMIT_OFFERS_USER", default="30/m")
 
 # --- Security (production flips these on through the environment) --------
 SECURE = env.bool("SECURE", default=False)
