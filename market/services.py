@@ -253,7 +253,10 @@ def tick_run(*, slot: int) -> TickResult | None:
     # The stream holds every applied quote, moved or not: its volume still counts.
     stream_ticks = [(tick.stock_id, tick.price, volumes.get(tick.symbol, 0)) for tick in applied]
     result = TickResult(
-        slot=slot, at=at, ticks=[tick for tick in applied if tick.price != tick.previous_price]
+        slot=slot,
+        at=at,
+        ticks=[tick for tick in applied if tick.price != tick.previous_price],
+        quoted={tick.stock_id: tick.price for tick in applied},
     )
     transaction.on_commit(lambda: _tick_publish(result, stream_ticks))
     return result

@@ -32,8 +32,13 @@ class StockTick:
 class TickResult:
     slot: int
     at: datetime
-    # Only the stocks whose price moved this tick.
+    # Only the stocks whose price moved this tick (what the live pages need).
     ticks: list[StockTick] = field(default_factory=list)
+    # Every stock quoted this tick, moved or not: stock id -> price. Order triggers
+    # read this, because a tick that died after committing its prices but before its
+    # triggers ran leaves satisfied orders behind, and the next tick may well quote
+    # the same price again.
+    quoted: dict[int, Decimal] = field(default_factory=dict)
 
     @property
     def symbols(self) -> list[str]:

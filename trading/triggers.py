@@ -191,5 +191,6 @@ def orders_trigger(
 
 def on_tick(tick_result: Any) -> TriggerReport:
     """The MARKET_TICK_HOOKS entry: `tick_result` is market.ticks.TickResult."""
-    prices = {tick.stock_id: tick.price for tick in tick_result.ticks}
+    # Every quoted price, not only the moved ones: see TickResult.quoted.
+    prices = dict(tick_result.quoted) or {tick.stock_id: tick.price for tick in tick_result.ticks}
     return orders_trigger(prices=prices, at=tick_result.at)

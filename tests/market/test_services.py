@@ -155,6 +155,8 @@ def test_a_tick_applies_quotes_streams_them_and_calls_the_hooks(
         result = tick_run(slot=slot)
     assert provider.calls[0][0] == ["AAA", "BBB"]  # the halted stock is not quoted
     assert [tick.symbol for tick in result.ticks] == ["AAA"]  # BBB did not move
+    # ... but the triggers see every quoted price, moved or not.
+    assert sorted(result.quoted.values()) == [Decimal("11"), Decimal("20")]
     assert [result] == RECORDED
     [[entry]] = list(state.stream_read_after("0-0", batch_entries=10))
     assert entry.at == slot_time(slot)
