@@ -24,9 +24,7 @@ def test_the_next_tick_fires_orders_its_unmoved_price_already_satisfies(portfoli
 
     # The next tick quotes the same price: nothing moved, but everything was quoted.
     on_tick(
-        TickResult(
-            slot=1, at=datetime.now(UTC), ticks=[], quoted={stock.pk: Decimal("120.0000")}
-        )
+        TickResult(slot=1, at=datetime.now(UTC), ticks=[], quoted={stock.pk: Decimal("120.0000")})
     )
 
     order.refresh_from_db()
