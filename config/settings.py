@@ -103,7 +103,9 @@ TEMPLATES = [
 
 # --- Data stores -----------------------------------------------------------
 # config.embedded exports both URLs when it starts the embedded servers.
-DATABASES = {"default": env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/bullpen")}
+DATABASES = {
+    "default": env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/bullpen")
+}
 DATABASES["default"]["ENGINE"] = "django.db.backends.postgresql"
 # Reconnect after PostgreSQL restarts: a broken connection is dropped at the end
 # of the request instead of being reused.

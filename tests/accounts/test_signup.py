@@ -188,7 +188,6 @@ def test_passwords_are_hashed_with_argon2_under_the_real_settings(settings):
     assert user.check_password(GOOD_PASSWORD)
 
 
-
 def test_signup_returns_to_the_page_the_link_came_from(client, db):
     response = signup_post(client, next="/stocks/AAPL/")
     assert response.status_code == 302
