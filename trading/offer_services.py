@@ -21,9 +21,7 @@ orders never wait on each other in opposite orders.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
 from functools import partial
@@ -63,7 +61,7 @@ from trading.offer_errors import (
     TooManyOpenOffers,
     UnknownAddressee,
 )
-from trading.services import MAX_PRICE, stock_check_tradable
+from trading.services import MAX_PRICE, portfolio_errors_as_trading, stock_check_tradable
 
 logger = logging.getLogger(__name__)
 
@@ -146,17 +144,6 @@ def _key(idempotency_key: str) -> str:
     return key
 
 
-@contextlib.contextmanager
-def _portfolio_errors() -> Iterator[None]:
-    """portfolio.services' refusals, as trading errors a form shows."""
-    try:
-        yield
-    except portfolio_errors.InsufficientFunds as error:
-        raise InsufficientFunds(error.message) from error
-    except portfolio_errors.InsufficientShares as error:
-        raise InsufficientShares(error.message) from error
-
-
 def offer_reservation(*, side: str, price: Decimal, quantity: int) -> tuple[Decimal, int]:
     """(cash, shares) a live offer holds for `quantity` remaining shares: a buy holds
     their cost plus its commission, a sell the shares themselves."""
@@ -200,7 +187,7 @@ def _offer_create(
             f"You have {live} open offers, the most allowed. Cancel one before making another."
         )
     cash, shares = offer_reservation(side=side, price=price, quantity=quantity)
-    with _portfolio_errors():
+    with portfolio_errors_as_trading():
         reservation_hold(portfolio=maker, stock=stock, cash=cash, quantity=shares)
     offer = TradeOffer.objects.create(
         maker=maker,

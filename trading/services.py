@@ -289,8 +289,8 @@ def stock_check_tradable(stock: Stock) -> Decimal:
 
 
 @contextlib.contextmanager
-def _portfolio_errors() -> Iterator[None]:
-    """portfolio.services' refusals, as trading errors the order ticket shows."""
+def portfolio_errors_as_trading() -> Iterator[None]:
+    """portfolio.services' refusals, as the trading errors a ticket or offer form shows."""
     try:
         yield
     except portfolio_errors.InsufficientFunds as error:
@@ -438,7 +438,7 @@ def order_place(
         )
         if terms.type == OrderType.MARKET:
             # Inserted already filled by _execute; a refusal rolls the whole thing back.
-            with _portfolio_errors():
+            with portfolio_errors_as_trading():
                 _execute(order, portfolio=locked, quote=quote, quote_at=stock.quoted_at)
             return order
 
@@ -464,7 +464,7 @@ def order_place(
             order.reserved_cash = buy_reservation_for(order, quote=quote)
         else:
             order.reserved_quantity = terms.quantity
-        with _portfolio_errors():
+        with portfolio_errors_as_trading():
             reservation_hold(
                 portfolio=locked,
                 stock=stock,
@@ -478,7 +478,7 @@ def order_place(
         # A stop whose condition already holds fires at once; so does a limit the
         # market already satisfies (it fills at the quote, capped by the limit).
         if order.fires_at(quote):
-            with _portfolio_errors():
+            with portfolio_errors_as_trading():
                 _fire(order, portfolio=locked, quote=quote, quote_at=stock.quoted_at)
         if order.status != OrderStatus.FILLED:  # a fill announces itself
             _announce("order_changed", order.pk)
