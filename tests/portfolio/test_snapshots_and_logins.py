@@ -65,20 +65,3 @@ def test_signing_up_opens_a_portfolio():
 
     user = user_signup(handle="newbie", email="newbie@example.com", password="a-long-pass-phrase-9")
     assert Portfolio.objects.get(owner=user).cash == D("100000.00")
-
-
-def test_seed_demo_portfolio_buys_once_and_watches(player, make_stock, capsys):
-    from django.core.management import call_command
-
-    from portfolio.models import LedgerEntry, WatchlistItem
-    from portfolio.reconcile import reconcile_check
-    from portfolio.services import portfolio_open
-
-    portfolio_open(owner=player)
-    for n in range(3):
-        make_stock(f"D{n}", "50.0000")
-    call_command("seed_demo_portfolio", handle=player.handle, holdings=2, watch=3)
-    call_command("seed_demo_portfolio", handle=player.handle, holdings=2, watch=3)
-    assert LedgerEntry.objects.filter(kind="buy").count() == 2
-    assert WatchlistItem.objects.filter(watchlist__owner=player).count() == 3
-    assert reconcile_check(sources=[]).ok

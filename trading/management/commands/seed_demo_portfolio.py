@@ -5,19 +5,15 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import transaction
 
 from accounts.selectors import user_by_handle
 from market.models import Stock
-from portfolio.errors import DuplicateEntry, PortfolioError
-from portfolio.models import LedgerEntry, Portfolio
-from portfolio.services import (
-    portfolio_open,
-    portfolios_lock,
-    trade_notional,
-    trade_settle,
-    watchlist_add,
-)
+from portfolio.errors import PortfolioError
+from portfolio.models import Portfolio
+from portfolio.services import portfolio_open, watchlist_add
+from trading.errors import TradingError
+from trading.models import OrderStatus
+from trading.services import order_place
 
 # Roughly this share of the starting cash goes into each demo holding.
 HOLDING_SHARE = Decimal("0.08")
@@ -25,8 +21,9 @@ HOLDING_SHARE = Decimal("0.08")
 
 class Command(BaseCommand):
     help = (
-        "Give the demo player a few holdings and a watchlist (idempotent: run it again and "
-        "nothing is bought twice). Run after seed_demo and seed_market."
+        "Give the demo player a few holdings, bought with market orders so their orders "
+        "page has fills and receipts, and a watchlist (idempotent: each order carries a "
+        "fixed key, so nothing is bought twice). Run after seed_demo and seed_market."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -59,27 +56,21 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(f"@{handle}'s demo portfolio is ready."))
 
     def _buy(self, portfolio: Portfolio, stock: Stock, budget: Decimal) -> None:
-        key = f"seed:{portfolio.pk}:{stock.symbol}"
-        if LedgerEntry.objects.filter(idempotency_key=key).exists():
-            self.stdout.write(f"  {stock.symbol}: already held")
-            return
-        price = stock.last_price.quantize(Decimal("0.0001"))
-        quantity = max(1, int(budget / price))
+        quantity = max(1, int(budget / stock.last_price))
         try:
-            with transaction.atomic():
-                locked = portfolios_lock(portfolio_ids=[portfolio.pk])[portfolio.pk]
-                trade_settle(
-                    portfolio=locked,
-                    stock=stock,
-                    side="buy",
-                    quantity=quantity,
-                    price=price,
-                    fee=Decimal("0.00"),
-                    reference=f"seed:{portfolio.pk}",
-                    idempotency_key=key,
-                )
-        except (DuplicateEntry, PortfolioError) as error:
+            # The same key on a second run returns the first order and buys nothing.
+            order = order_place(
+                portfolio=portfolio,
+                stock=stock,
+                side="buy",
+                type="market",
+                quantity=quantity,
+                idempotency_key=f"seed:{stock.symbol}",
+            )
+        except TradingError as error:
             self.stdout.write(f"  {stock.symbol}: skipped ({error})")
             return
-        cost = trade_notional(price=price, quantity=quantity)
-        self.stdout.write(f"  bought {quantity:,} {stock.symbol} for ${cost:,.2f}")
+        if order.status != OrderStatus.FILLED:
+            self.stdout.write(f"  {stock.symbol}: order {order.get_status_display().lower()}")
+            return
+        self.stdout.write(f"  {stock.symbol}: {order.quantity:,} shares (order #{order.pk})")
