@@ -364,7 +364,8 @@ def watchlist_items(user: Any) -> QuerySet[WatchlistItem]:
 def leaderboard() -> QuerySet[Portfolio]:
     """Every active player's main portfolio ranked by return since the start, computed in
     SQL from live prices (snapshots lag by up to five minutes). Annotates `net_worth` and
-    `return_pct`; ties go to the older portfolio."""
+    `return_pct`; ties go to the older portfolio. Staff (moderators and admins) are not
+    ranked: they run the game, and a class's teacher should not top its table."""
     net_worth = ExpressionWrapper(F("cash") + holdings_value_subquery(), output_field=MONEY_OUTPUT)
     return_pct = ExpressionWrapper(
         (F("net_worth") - F("starting_cash")) * 100 / F("starting_cash"), output_field=MONEY_OUTPUT
@@ -376,6 +377,7 @@ def leaderboard() -> QuerySet[Portfolio]:
             owner__is_active=True,
             owner__deleted_at__isnull=True,
             owner__suspended_at__isnull=True,
+            owner__is_staff=False,
         )
         .select_related("owner")
         .annotate(net_worth=net_worth)

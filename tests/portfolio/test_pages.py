@@ -214,6 +214,13 @@ def test_the_leaderboard_ranks_by_return_and_hides_private_players(
     assert "You are #2" in text(player_client.get(reverse("leaderboard")))
 
 
+def test_staff_are_not_ranked_on_the_leaderboard(player_client, portfolio):
+    portfolio_open(owner=UserFactory(handle="teacher", is_staff=True, public_profile=True))
+    page = text(player_client.get(reverse("leaderboard")))
+    assert "@teacher" not in page
+    assert "You are #1" in page
+
+
 def test_the_leaderboard_paginates(player_client, portfolio):
     for _ in range(26):
         portfolio_open(owner=UserFactory())
