@@ -5,6 +5,10 @@ from django.urls import include, path
 
 from config import metrics, views
 
+admin.site.site_header = "Bullpen admin"
+admin.site.site_title = "Bullpen admin"
+admin.site.index_title = "Run the market and the players"
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", views.healthz, name="healthz"),
