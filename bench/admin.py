@@ -13,11 +13,12 @@ at 7 by tests/moderation/test_admin_scale.py. Prints one table.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
 from pathlib import Path
+
+from benchkit import p95, services_start
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
@@ -37,39 +38,12 @@ PAGES = [
 ]
 
 
-def services_start() -> object:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    os.environ.setdefault(
-        "STATICFILES_BACKEND", "django.contrib.staticfiles.storage.StaticFilesStorage"
-    )
-    from config.embedded import ensure_services
-
-    services = ensure_services(redis_name="redis-bench-admin")
-    url = os.environ["DATABASE_URL"]
-    import psycopg
-
-    host = url.split("host=", 1)[1] if "host=" in url else None
-    with psycopg.connect(host=host, user="postgres", dbname="postgres", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {BENCH_DB}")
-    base, _, query = url.partition("?")
-    os.environ["DATABASE_URL"] = (
-        base.rsplit("/", 1)[0] + f"/{BENCH_DB}" + (f"?{query}" if query else "")
-    )
-    return services
-
-
-def p95(samples: list[float]) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
     args = parser.parse_args()
     repeats = 5 if args.quick else 20
-    services = services_start()
+    services = services_start(database=BENCH_DB, redis_name="redis-bench-admin")
     try:
         import django
 

@@ -32,6 +32,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
+from benchkit import services_start
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
 BENCH_DB = "bench_live"
@@ -42,29 +44,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-def services_start() -> object:
-    """Embedded servers (or the ones the environment names) and the bench database."""
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    from config.embedded import ensure_services
-
-    services = ensure_services(redis_name="redis-bench-live")
-    url = os.environ["DATABASE_URL"]
-    if "/bullpen?" in url or url.endswith("/bullpen"):
-        import psycopg
-
-        host = url.split("host=", 1)[1] if "host=" in url else None
-        with psycopg.connect(
-            host=host, user="postgres", dbname="postgres", autocommit=True
-        ) as conn:
-            exists = conn.execute(
-                "SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DB]
-            ).fetchone()
-            if not exists:
-                conn.execute(f"CREATE DATABASE {BENCH_DB}")
-        os.environ["DATABASE_URL"] = url.replace("/bullpen", f"/{BENCH_DB}", 1)
-    return services
 
 
 def django_setup(symbols: list[str]) -> None:
@@ -343,7 +322,7 @@ def main() -> None:
         asyncio.run(clients_run(args))
         return
 
-    services = services_start()
+    services = services_start(database=BENCH_DB, redis_name="redis-bench-live", fresh=False)
     symbols = [f"B{index:03d}" for index in range(args.symbols)]
     django_setup(symbols)
     layers = ["core", "pubsub"] if args.layer == "both" else [args.layer]

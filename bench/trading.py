@@ -39,6 +39,8 @@ import uuid
 from decimal import Decimal
 from pathlib import Path
 
+from benchkit import admin_connection, services_start
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
 BENCH_DB = "bench_trading"
@@ -53,38 +55,10 @@ def log(message: str) -> None:
 # --- setup ------------------------------------------------------------------------
 
 
-def services_start() -> object:
-    """Embedded servers (or the environment's), and a fresh bench database."""
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    # Templates use {% static %}; the bench has no collected manifest.
-    os.environ.setdefault(
-        "STATICFILES_BACKEND", "django.contrib.staticfiles.storage.StaticFilesStorage"
-    )
-    os.environ.setdefault("RATELIMIT_ENABLE", "false")
-    from config.embedded import ensure_services
-
-    services = ensure_services(redis_name="redis-bench-trading")
-    url = os.environ["DATABASE_URL"]
-    with admin_connection() as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {BENCH_DB}")
-    base, _, query = url.partition("?")
-    os.environ["DATABASE_URL"] = (
-        base.rsplit("/", 1)[0] + f"/{BENCH_DB}" + (f"?{query}" if query else "")
-    )
-    return services
-
-
 def socket_host() -> str | None:
     url = os.environ["DATABASE_URL"]
     match = re.search(r"host=([^&]+)", url)
     return match.group(1) if match else None
-
-
-def admin_connection():
-    import psycopg
-
-    return psycopg.connect(host=socket_host(), user="postgres", dbname="postgres", autocommit=True)
 
 
 def django_setup() -> None:
@@ -518,7 +492,8 @@ def main() -> None:
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
 
-    services = services_start()
+    os.environ.setdefault("RATELIMIT_ENABLE", "false")
+    services = services_start(database=BENCH_DB, redis_name="redis-bench-trading")
     try:
         django_setup()
         stocks = stocks_make(args.stocks)
