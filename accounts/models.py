@@ -53,6 +53,13 @@ class User(AbstractBaseUser, PermissionsMixin):
     public_profile = models.BooleanField(
         default=False, help_text="Show this player's profile page and performance to everyone."
     )
+    # What a public profile shows besides weights and figures: both off by default.
+    profile_show_shares = models.BooleanField(
+        default=False, help_text="Show share counts on the public profile, not only weights."
+    )
+    profile_show_trades = models.BooleanField(
+        default=False, help_text="Show recent trades on the public profile."
+    )
     time_zone = models.CharField(max_length=64, default="UTC")
     is_staff = models.BooleanField(default=False)
     is_active = models.BooleanField(default=True)

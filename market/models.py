@@ -133,6 +133,37 @@ class PriceBar(models.Model):
         return f"{self.stock_id} {self.resolution} {self.start:%Y-%m-%d %H:%M}"
 
 
+INDEX_LEVEL = {"max_digits": 16, "decimal_places": 4}
+
+
+class IndexBar(models.Model):
+    """The Bullpen Composite, an equal-weight index of every listed stock, as minute
+    and daily bars (market.index). Each tick moves it by the average return of the
+    listed stocks, so a listing or a delisting never makes it jump."""
+
+    resolution = models.CharField(max_length=2, choices=Resolution.choices)
+    start = models.DateTimeField()  # as PriceBar.start
+    open = models.DecimalField(**INDEX_LEVEL)
+    high = models.DecimalField(**INDEX_LEVEL)
+    low = models.DecimalField(**INDEX_LEVEL)
+    close = models.DecimalField(**INDEX_LEVEL)
+    constituents = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["resolution", "start"], name="indexbar_resolution_start"),
+            models.CheckConstraint(
+                condition=Q(low__gt=0) & Q(low__lte=models.F("high")), name="indexbar_low_le_high"
+            ),
+            models.CheckConstraint(
+                condition=Q(resolution__in=["1m", "1d"]), name="indexbar_resolution_known"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"index {self.resolution} {self.start:%Y-%m-%d %H:%M} {self.close}"
+
+
 class EventScope(models.TextChoices):
     MARKET = "market", "Whole market"
     SECTOR = "sector", "Sector"

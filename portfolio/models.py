@@ -20,6 +20,11 @@ PRICE = {"max_digits": 14, "decimal_places": 4}
 # Cost basis and realized P&L keep 4 places: average-cost accounting divides them when
 # part of a position is sold, and rounding each partial sale to cents would drift.
 BASIS = {"max_digits": 18, "decimal_places": 4}
+# Net worth of a whole portfolio (cash plus holdings), wider than one cash balance.
+WORTH = {"max_digits": 16, "decimal_places": 2}
+# Time-weighted growth of 1 since a portfolio opened, and statistics of its returns:
+# ratios, not money, kept exact enough that a year of five-minute steps does not drift.
+GROWTH = {"max_digits": 24, "decimal_places": 12}
 CENT = Decimal("0.01")
 ZERO = Decimal("0")
 
@@ -35,6 +40,9 @@ class Portfolio(models.Model):
     # Held by open buy orders and outstanding offers: part of `cash`, not spendable.
     reserved_cash = models.DecimalField(**CASH, default=ZERO)
     starting_cash = models.DecimalField(**CASH, default=ZERO)
+    # Cash paid in from outside the game: the starting deposit and staff adjustments.
+    # Time-weighted returns take these flows out, so a grant never counts as a gain.
+    net_deposits = models.DecimalField(**CASH, default=ZERO)
     created_at = models.DateTimeField(default=timezone.now)
     # Net worth at the most recent login and at the one before it: the dashboard shows
     # the change since the previous login, which the latest one would hide.
@@ -212,19 +220,108 @@ class WatchlistItem(models.Model):
 
 
 class NetWorthSnapshot(models.Model):
-    """Net worth at a moment, written for every portfolio by one INSERT ... SELECT."""
+    """Net worth at a moment, written for every portfolio by one set-based statement
+    every five minutes while prices move, plus one at each session close."""
 
     portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="snapshots")
     at = models.DateTimeField()
-    net_worth = models.DecimalField(max_digits=16, decimal_places=2)
+    net_worth = models.DecimalField(**WORTH)
     cash = models.DecimalField(**CASH)
+    # Portfolio.net_deposits at that moment: the flows between two snapshots are the
+    # difference, which the time-weighted return takes out.
+    net_deposits = models.DecimalField(**CASH, db_default=ZERO)
+    # Time-weighted growth of 1 since the portfolio opened (1.05 is +5%): the chain of
+    # each step's return with deposits and grants taken out.
+    growth = models.DecimalField(**GROWTH, db_default=Decimal(1))
+    # The snapshot at a session close: the daily series that risk figures use.
+    is_close = models.BooleanField(db_default=False)
 
     class Meta:
         constraints = [
             # The snapshot time is rounded to its slot, so a rerun of the task is a no-op.
-            models.UniqueConstraint(fields=["portfolio", "at"], name="snapshot_unique_slot")
+            models.UniqueConstraint(fields=["portfolio", "at"], name="snapshot_unique_slot"),
+            models.CheckConstraint(condition=Q(growth__gte=0), name="snapshot_growth_not_negative"),
         ]
-        indexes = [models.Index(fields=["at"], name="snapshot_at_idx")]
+        indexes = [
+            models.Index(fields=["at"], name="snapshot_at_idx"),
+            models.Index(
+                fields=["portfolio", "at"], name="snapshot_close_idx", condition=Q(is_close=True)
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"#{self.portfolio_id} {self.net_worth} at {self.at:%Y-%m-%d %H:%M}"
+
+
+class PortfolioPerformance(models.Model):
+    """Running figures of one portfolio, carried forward by each snapshot in the same
+    statement that writes it: the next snapshot, the leaderboard and the profile read
+    one row instead of the history."""
+
+    portfolio = models.OneToOneField(
+        Portfolio, on_delete=models.CASCADE, primary_key=True, related_name="performance"
+    )
+    # The latest snapshot: the next step's return starts here.
+    last_at = models.DateTimeField()
+    last_net_worth = models.DecimalField(**WORTH)
+    last_net_deposits = models.DecimalField(**CASH)
+    growth = models.DecimalField(**GROWTH, default=Decimal(1))
+    peak_growth = models.DecimalField(**GROWTH, default=Decimal(1))
+    # Deepest fall of growth from its peak so far, as a fraction (-0.25 is -25%).
+    max_drawdown = models.DecimalField(max_digits=13, decimal_places=12, default=ZERO)
+    # The latest session-close snapshot and the daily returns between closes, summed
+    # so that mean and variance (hence the Sharpe ratio) need no history.
+    close_at = models.DateTimeField(null=True, blank=True)
+    close_growth = models.DecimalField(**GROWTH, null=True, blank=True)
+    daily_returns = models.PositiveIntegerField(default=0)
+    daily_return_sum = models.DecimalField(**GROWTH, default=ZERO)
+    daily_return_sum_sq = models.DecimalField(**GROWTH, default=ZERO)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(growth__gte=0) & Q(peak_growth__gte=F("growth")),
+                name="performance_growth_under_peak",
+            ),
+            models.CheckConstraint(
+                condition=Q(max_drawdown__lte=0) & Q(max_drawdown__gte=-1),
+                name="performance_drawdown_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(daily_return_sum_sq__gte=0), name="performance_sum_sq_not_negative"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.portfolio_id} growth {self.growth}"
+
+
+class LeaderboardEntry(models.Model):
+    """One ranked player. The whole table is rewritten every minute by
+    portfolio.leaderboard.leaderboard_recompute; only players with a public profile are
+    in it. Each view has its own dense rank, so a page is an index range."""
+
+    portfolio = models.OneToOneField(
+        Portfolio, on_delete=models.CASCADE, primary_key=True, related_name="leaderboard_entry"
+    )
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    rank = models.PositiveIntegerField(unique=True)  # by total return
+    sharpe_rank = models.PositiveIntegerField(null=True, blank=True, unique=True)
+    drawdown_rank = models.PositiveIntegerField(unique=True)
+    net_worth = models.DecimalField(**WORTH)
+    return_pct = models.DecimalField(max_digits=14, decimal_places=4)  # time-weighted
+    sharpe = models.DecimalField(max_digits=10, decimal_places=4, null=True, blank=True)
+    volatility_pct = models.DecimalField(max_digits=10, decimal_places=4, null=True, blank=True)
+    max_drawdown_pct = models.DecimalField(max_digits=8, decimal_places=4)
+    computed_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name_plural = "leaderboard entries"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(max_drawdown_pct__lte=0), name="leaderboard_drawdown_not_positive"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.rank} {self.portfolio_id}"

@@ -2,6 +2,7 @@
 
 Every cached balance must equal what justifies it:
 - Portfolio.cash == the sum of its ledger cash deltas;
+- Portfolio.net_deposits == the sum of its deposits and adjustments;
 - Position.quantity == the sum of the ledger quantity deltas of that portfolio and stock;
 - Portfolio.reserved_cash and Position.reserved_quantity == what the open orders and open
   offers hold. Those live in other apps, so they come from pluggable *reservation
@@ -23,7 +24,10 @@ from django.db import connection, transaction
 from django.db.models import Sum
 from django.utils.module_loading import import_string
 
-from portfolio.models import ZERO, LedgerEntry, Portfolio, Position
+from portfolio.models import ZERO, LedgerEntry, LedgerKind, Portfolio, Position
+
+# Cash from outside the game; every other kind moves cash within it.
+FLOW_KINDS = (LedgerKind.DEPOSIT, LedgerKind.ADJUSTMENT)
 
 Reservations = Mapping[int, tuple[Decimal, Mapping[int, int]]]
 ReservationSource = Callable[[], Reservations]
@@ -32,7 +36,7 @@ ReservationSource = Callable[[], Reservations]
 @dataclass(frozen=True)
 class Mismatch:
     portfolio_id: int
-    what: str  # "cash", "quantity", "reserved_cash", "reserved_quantity"
+    what: str  # "cash", "net_deposits", "quantity", "reserved_cash", "reserved_quantity"
     stock_id: int | None
     balance: Decimal | int
     expected: Decimal | int
@@ -97,11 +101,24 @@ def _check_balances(report: ReconcileReport) -> None:
         .annotate(total=Sum("cash_delta"))
         .values_list("portfolio", "total")
     )
-    for portfolio_id, cash in Portfolio.objects.values_list("pk", "cash").iterator(chunk_size=5000):
+    ledger_flows = dict(
+        LedgerEntry.objects.filter(kind__in=FLOW_KINDS)
+        .order_by()
+        .values("portfolio")
+        .annotate(total=Sum("cash_delta"))
+        .values_list("portfolio", "total")
+    )
+    balances = Portfolio.objects.values_list("pk", "cash", "net_deposits")
+    for portfolio_id, cash, net_deposits in balances.iterator(chunk_size=5000):
         report.portfolios += 1
         expected = ledger_cash.pop(portfolio_id, ZERO)
         if cash != expected:
             report.mismatches.append(Mismatch(portfolio_id, "cash", None, cash, expected))
+        expected_flows = ledger_flows.get(portfolio_id, ZERO)
+        if net_deposits != expected_flows:
+            report.mismatches.append(
+                Mismatch(portfolio_id, "net_deposits", None, net_deposits, expected_flows)
+            )
 
     ledger_shares = {
         (row["portfolio"], row["stock"]): row["total"]

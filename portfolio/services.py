@@ -168,7 +168,11 @@ def portfolio_open(*, owner: Any, name: str = "Main") -> Portfolio:
                 f"@{owner} already has a portfolio named {name!r}.", idempotency_key=key
             )
         portfolio = Portfolio.objects.create(
-            owner=owner, name=name, cash=starting_cash, starting_cash=starting_cash
+            owner=owner,
+            name=name,
+            cash=starting_cash,
+            starting_cash=starting_cash,
+            net_deposits=starting_cash,
         )
         _entries_post(
             [
@@ -652,7 +656,9 @@ def cash_adjust(
             ]
         )
         locked.cash += amount
-        locked.save(update_fields=["cash"])
+        # Money from outside the game: a time-weighted return leaves it out.
+        locked.net_deposits += amount
+        locked.save(update_fields=["cash", "net_deposits"])
     portfolio.cash, portfolio.reserved_cash = locked.cash, locked.reserved_cash
     return entry
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from portfolio import views
+from portfolio import leaderboard_views, profile_views, views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -13,6 +13,6 @@ urlpatterns = [
     path("watchlist/", views.watchlist, name="watchlist"),
     path("watchlist/add/", views.watchlist_add, name="watchlist_add"),
     path("watchlist/remove/", views.watchlist_remove, name="watchlist_remove"),
-    path("leaderboard/", views.leaderboard, name="leaderboard"),
-    path("u/<str:handle>/", views.profile, name="profile"),
+    path("leaderboard/", leaderboard_views.leaderboard, name="leaderboard"),
+    path("u/<str:handle>/", profile_views.profile, name="profile"),
 ]

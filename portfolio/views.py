@@ -14,7 +14,6 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.handlers.asgi import ASGIRequest
-from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.template import TemplateDoesNotExist
@@ -23,9 +22,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_POST
 
-from accounts.selectors import user_by_handle
 from portfolio import analytics, selectors, services
 from portfolio.errors import DuplicateEntry, PortfolioError
 from portfolio.forms import WatchForm
@@ -343,61 +341,3 @@ def watchlist_add(request: HttpRequest) -> HttpResponse:
 @login_required
 def watchlist_remove(request: HttpRequest) -> HttpResponse:
     return _watch_toggle(request, add=False)
-
-
-# --- Leaderboard and profiles -----------------------------------------------------
-
-
-@require_GET
-@login_required
-def leaderboard(request: HttpRequest) -> HttpResponse:
-    page = Paginator(selectors.leaderboard(), LEADERBOARD_PAGE_SIZE).get_page(
-        request.GET.get("page")
-    )
-    rows = [
-        {
-            "rank": page.start_index() + index,
-            "portfolio": portfolio,
-            "is_me": portfolio.owner_id == request.user.pk,
-            "is_public": portfolio.owner.public_profile,
-        }
-        for index, portfolio in enumerate(page.object_list)
-    ]
-    mine = _own_portfolio(request)
-    return render(
-        request,
-        "portfolio/leaderboard.html",
-        {
-            "page": page,
-            "rows": rows,
-            "my_rank": selectors.leaderboard_rank(mine) if mine else None,
-        },
-    )
-
-
-@require_http_methods(["GET"])
-@login_required
-def profile(request: HttpRequest, handle: str) -> HttpResponse:
-    owner = user_by_handle(handle=handle)
-    is_me = owner is not None and owner.pk == request.user.pk
-    # Private, deleted or unknown players look the same from outside: not found.
-    if owner is None or owner.is_deleted or not (owner.public_profile or is_me):
-        raise Http404("No public profile with that handle.")
-    portfolio = Portfolio.objects.filter(owner=owner).order_by("pk").first()
-    context: dict[str, Any] = {"owner": owner, "is_me": is_me, "portfolio": portfolio}
-    if portfolio is not None:
-        positions = list(selectors.portfolio_positions(portfolio, include_closed=True))
-        summary = selectors.portfolio_summary(portfolio, positions)
-        context |= {
-            "summary": summary,
-            "top_holdings": _top_holdings(positions),
-            "history": _net_worth_sparkline(
-                portfolio,
-                summary.net_worth,
-                since=timedelta(days=365),
-                daily=True,
-                width=600,
-                height=160,
-            ),
-        }
-    return render(request, "portfolio/profile.html", context)
