@@ -337,6 +337,10 @@ FILL_HALF_SPREAD_BPS = Decimal(env.str("FILL_HALF_SPREAD_BPS", default="2"))
 # DAY orders expire at this UTC time: the simulated market trades round the clock.
 SESSION_CLOSE_UTC = dtime.fromisoformat(env("SESSION_CLOSE_UTC", default="21:00"))
 OFFER_PRICE_BAND = Decimal(env.str("OFFER_PRICE_BAND", default="0.10"))
+# Performance: the yearly risk-free rate the Sharpe ratio subtracts (0.04 is 4%), and
+# how often the leaderboard is recomputed.
+RISK_FREE_RATE = Decimal(env.str("RISK_FREE_RATE", default="0.04"))
+LEADERBOARD_RECOMPUTE_SECONDS = env.int("LEADERBOARD_RECOMPUTE_SECONDS", default=60)
 # Collusion signals (trading.collusion): trades between the same two players within
 # this many days; this many returns make a round-trip flag; this many takes all at
 # the band's edge (this fraction of OFFER_PRICE_BAND from the quote) favouring one
@@ -414,6 +418,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "portfolio.tasks.snapshot_net_worth",
         "schedule": 300.0,
         "options": {"expires": 300.0},
+    },
+    "portfolio-leaderboard": {
+        "task": "portfolio.tasks.recompute_leaderboard",
+        "schedule": float(LEADERBOARD_RECOMPUTE_SECONDS),
+        "options": {"expires": float(LEADERBOARD_RECOMPUTE_SECONDS)},
     },
 }
 

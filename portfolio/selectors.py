@@ -32,6 +32,7 @@ from portfolio.models import (
     LedgerEntry,
     NetWorthSnapshot,
     Portfolio,
+    PortfolioPerformance,
     Position,
     WatchlistItem,
 )
@@ -337,6 +338,53 @@ def net_worth_series(
         return list(rows)[-limit:]
     rows = snapshots.order_by("-at").values_list("at", "net_worth")[:limit]
     return list(reversed(rows))
+
+
+# --- Time-weighted growth ---------------------------------------------------------
+
+
+def growth_step(
+    *,
+    growth: Decimal,
+    previous_net_worth: Decimal,
+    previous_deposits: Decimal,
+    net_worth: Decimal,
+    net_deposits: Decimal,
+) -> Decimal:
+    """Carry time-weighted growth one step: the step's return is the change in net worth
+    less the money paid in (or taken out) meanwhile, over the net worth it started
+    from. A flow is assumed to land at the end of the step. The snapshot statement
+    (portfolio.services) does the same sum in SQL."""
+    if previous_net_worth <= 0:
+        return growth
+    ratio = (net_worth - (net_deposits - previous_deposits)) / previous_net_worth
+    return max(growth * ratio, ZERO)
+
+
+def growth_now(portfolio: Portfolio, *, net_worth: Decimal) -> Decimal:
+    """Time-weighted growth of 1 from the opening to `net_worth` (the live figure):
+    the last snapshot's growth carried one step. Before the first snapshot the step
+    starts from the opening deposit. One query (none if `portfolio.performance` is
+    already loaded)."""
+    try:
+        state = portfolio.performance
+    except PortfolioPerformance.DoesNotExist:
+        state = None
+    if state is None:
+        return growth_step(
+            growth=Decimal(1),
+            previous_net_worth=portfolio.starting_cash,
+            previous_deposits=portfolio.starting_cash,
+            net_worth=net_worth,
+            net_deposits=portfolio.net_deposits,
+        )
+    return growth_step(
+        growth=state.growth,
+        previous_net_worth=state.last_net_worth,
+        previous_deposits=state.last_net_deposits,
+        net_worth=net_worth,
+        net_deposits=portfolio.net_deposits,
+    )
 
 
 # --- Watchlist ------------------------------------------------------------------

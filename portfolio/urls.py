@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from django.urls import path
 
-from portfolio import leaderboard_views, profile_views, views
+from portfolio import dashboard_views, leaderboard_views, profile_views, views
 
 urlpatterns = [
-    path("", views.dashboard, name="dashboard"),
+    path("", dashboard_views.dashboard, name="dashboard"),
     path("portfolio/", views.portfolio_detail, name="portfolio"),
     path("portfolio/performance/", views.performance, name="performance"),
     path("portfolio/open/", views.portfolio_open_view, name="portfolio_open"),
