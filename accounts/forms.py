@@ -56,27 +56,50 @@ class LoginForm(AuthenticationForm):
 
 
 class ProfileForm(forms.Form):
+    """The settings page's profile card: who you are, and what your public profile shares."""
+
     display_name = forms.CharField(max_length=60, required=False)
     email = forms.EmailField(max_length=254)
-    public_profile = forms.BooleanField(
-        required=False,
-        label="Public profile",
-        help_text="Let anyone see your profile page and performance.",
-    )
     time_zone = forms.ChoiceField(
         choices=time_zone_choices, help_text="Times are shown in this zone."
     )
+    public_profile = forms.BooleanField(
+        required=False,
+        label="Make my profile public",
+        help_text=(
+            "Anyone, even people who are not logged in, can open your profile page: your "
+            "name and handle, when you joined, your return and risk figures, your rank, "
+            "your net worth over the last year, and how it is split between your stocks "
+            "and cash, in percentages. You are ranked on the leaderboard only while it "
+            "is public."
+        ),
+    )
+    profile_show_shares = forms.BooleanField(
+        required=False,
+        label="Show share counts",
+        help_text="Also show how many shares of each stock you hold, not only percentages.",
+    )
+    profile_show_trades = forms.BooleanField(
+        required=False,
+        label="Show recent trades",
+        help_text=(
+            "Also show your last 10 buys and sells, trades with other players included: "
+            "date, stock, number of shares and price. It never says who the other player was."
+        ),
+    )
+
+    IDENTITY_FIELDS = ("display_name", "email", "time_zone")
+    SHARING_FIELDS = ("public_profile", "profile_show_shares", "profile_show_trades")
 
     @classmethod
     def for_user(cls, user: User) -> ProfileForm:
-        return cls(
-            initial={
-                "display_name": user.display_name,
-                "email": user.email,
-                "public_profile": user.public_profile,
-                "time_zone": user.time_zone,
-            }
-        )
+        return cls(initial={name: getattr(user, name) for name in cls.base_fields})
+
+    def identity_fields(self) -> list[forms.BoundField]:
+        return [self[name] for name in self.IDENTITY_FIELDS]
+
+    def sharing_fields(self) -> list[forms.BoundField]:
+        return [self[name] for name in self.SHARING_FIELDS]
 
 
 class DeleteAccountForm(forms.Form):

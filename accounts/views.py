@@ -21,6 +21,7 @@ from django_ratelimit.decorators import ratelimit
 from accounts import errors, selectors, services
 from accounts.backends import axes_username
 from accounts.forms import DeleteAccountForm, LoginForm, ProfileForm, SignupForm
+from accounts.profile_settings import profile_settings_save
 
 # The backend named when we log a player in ourselves (after sign-up).
 LOGIN_BACKEND = "accounts.backends.HandleOrEmailBackend"
@@ -45,8 +46,6 @@ def _show_error(form: Any, error: errors.AccountsError) -> None:
         form.add_error(field, message)
 
 
-@require_http_methods(["GET", "POST"])
-@ratelimit(group="signup-ip", key="ip", rate=_rate("RATELIMIT_SIGNUP_IP"), method="POST")
 def _safe_next(request: HttpRequest) -> str | None:
     """The ?next= a login or sign-up link carried, if it stays on this site."""
     target = request.POST.get("next") or request.GET.get("next") or ""
@@ -56,6 +55,8 @@ def _safe_next(request: HttpRequest) -> str | None:
     return target if target and allowed else None
 
 
+@require_http_methods(["GET", "POST"])
+@ratelimit(group="signup-ip", key="ip", rate=_rate("RATELIMIT_SIGNUP_IP"), method="POST")
 def signup(request: HttpRequest) -> HttpResponse:
     next_url = _safe_next(request)
     if request.user.is_authenticated:
@@ -166,6 +167,9 @@ def _settings_page(
     return render(request, "accounts/settings.html", context, status=status)
 
 
+PROFILE_CARD = "accounts/settings.html#profile"
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def settings_page(request: HttpRequest) -> HttpResponse:
@@ -174,12 +178,17 @@ def settings_page(request: HttpRequest) -> HttpResponse:
     form = ProfileForm(request.POST)
     if form.is_valid():
         try:
-            services.user_profile_update(user=request.user, **form.cleaned_data)
+            profile_settings_save(user=request.user, **form.cleaned_data)
         except errors.AccountsError as error:
             _show_error(form, error)
         else:
+            if request.htmx:
+                context = {"profile_form": ProfileForm.for_user(request.user), "saved": True}
+                return render(request, PROFILE_CARD, context)
             messages.success(request, "Settings saved.")
             return redirect("accounts:settings")
+    if request.htmx:
+        return render(request, PROFILE_CARD, {"profile_form": form}, status=400)
     return _settings_page(request, profile_form=form, status=400)
 
 
