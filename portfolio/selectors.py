@@ -13,7 +13,6 @@ from django.db.models import (
     ExpressionWrapper,
     F,
     OuterRef,
-    Q,
     QuerySet,
     Subquery,
     Sum,
@@ -29,6 +28,7 @@ from market.models import Sector
 from portfolio.models import (
     CENT,
     ZERO,
+    LeaderboardEntry,
     LedgerEntry,
     NetWorthSnapshot,
     Portfolio,
@@ -407,40 +407,18 @@ def watchlist_items(user: Any) -> QuerySet[WatchlistItem]:
 
 
 # --- Leaderboard ------------------------------------------------------------------
+# The board is LeaderboardEntry, rewritten every minute by
+# portfolio.leaderboard.leaderboard_recompute; these read a player's row of it.
 
 
-def leaderboard() -> QuerySet[Portfolio]:
-    """Every active player's main portfolio ranked by return since the start, computed in
-    SQL from live prices (snapshots lag by up to five minutes). Annotates `net_worth` and
-    `return_pct`; ties go to the older portfolio. Staff (moderators and admins) are not
-    ranked: they run the game, and a class's teacher should not top its table."""
-    net_worth = ExpressionWrapper(F("cash") + holdings_value_subquery(), output_field=MONEY_OUTPUT)
-    return_pct = ExpressionWrapper(
-        (F("net_worth") - F("starting_cash")) * 100 / F("starting_cash"), output_field=MONEY_OUTPUT
-    )
-    return (
-        Portfolio.objects.filter(
-            name="Main",
-            starting_cash__gt=0,
-            owner__is_active=True,
-            owner__deleted_at__isnull=True,
-            owner__suspended_at__isnull=True,
-            owner__is_staff=False,
-        )
-        .select_related("owner")
-        .annotate(net_worth=net_worth)
-        .annotate(return_pct=return_pct)
-        .order_by("-return_pct", "pk")
-    )
+def leaderboard_entry(portfolio: Portfolio) -> LeaderboardEntry | None:
+    """`portfolio`'s row on the leaderboard, or None if it isn't ranked (a private
+    profile, staff, not the main portfolio, or opened since the last recompute)."""
+    return LeaderboardEntry.objects.filter(portfolio=portfolio).first()
 
 
 def leaderboard_rank(portfolio: Portfolio) -> int | None:
-    """1-based rank of `portfolio` on the leaderboard (None if it isn't ranked)."""
-    board = leaderboard()
-    mine = board.filter(pk=portfolio.pk).values("return_pct").first()
-    if mine is None:
-        return None
-    ahead = board.filter(
-        Q(return_pct__gt=mine["return_pct"]) | Q(return_pct=mine["return_pct"], pk__lt=portfolio.pk)
+    """1-based rank of `portfolio` by total return (None if it isn't ranked)."""
+    return (
+        LeaderboardEntry.objects.filter(portfolio=portfolio).values_list("rank", flat=True).first()
     )
-    return ahead.count() + 1

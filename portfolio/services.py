@@ -15,16 +15,18 @@ caller's transaction then rolls back with it (see docs/portfolio.md).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Literal
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Sum
+from django.db.models import F, Max, Sum
 from django.utils import timezone
 
 from market.models import Stock
+from market.sessions import session_start
 from portfolio.errors import (
     DuplicateEntry,
     InsufficientFunds,
@@ -41,6 +43,7 @@ from portfolio.models import (
     ZERO,
     LedgerEntry,
     LedgerKind,
+    NetWorthSnapshot,
     Portfolio,
     Position,
     Watchlist,
@@ -731,16 +734,119 @@ def watchlist_remove(*, user: Any, stock: Stock) -> bool:
 # --- Snapshots ------------------------------------------------------------------
 
 SNAPSHOT_SLOT_SECONDS = 300
+# pg_advisory_xact_lock key: one snapshot run at a time (a late beat run overlapping the
+# next one). Each statement carries growth on from PortfolioPerformance, so two runs
+# computing from the same old row would write the chain twice. No portfolio row is
+# locked: trading never waits for a snapshot.
+_SNAPSHOT_LOCK_KEY = 7_340_101
 
+# One statement per snapshot: value every portfolio at last prices, carry its growth one
+# step from its performance row (the sum growth_step does; a portfolio without one steps
+# from net worth = deposits = starting cash, growth 1), insert the snapshots, and move
+# the performance rows on from the snapshots actually inserted. A portfolio whose
+# performance is already at or past `at` is left out, so the chain only moves forward
+# and a rerun of the same slot writes nothing. A close snapshot also adds the day's
+# return (close growth to close growth) to the running sums the Sharpe ratio reads.
 _SNAPSHOT_SQL = """
-INSERT INTO portfolio_networthsnapshot (portfolio_id, at, net_worth, cash)
-SELECT p.id, %s, ROUND(p.cash + COALESCE(SUM(pos.quantity * s.last_price), 0), 2), p.cash
-FROM portfolio_portfolio p
-LEFT JOIN portfolio_position pos ON pos.portfolio_id = p.id AND pos.quantity > 0
-LEFT JOIN market_stock s ON s.id = pos.stock_id
-GROUP BY p.id
-ON CONFLICT (portfolio_id, at) DO NOTHING
+WITH holdings AS (
+    SELECT pos.portfolio_id, sum(pos.quantity * s.last_price) AS value
+    FROM portfolio_position pos
+    JOIN market_stock s ON s.id = pos.stock_id
+    WHERE pos.quantity > 0
+    GROUP BY pos.portfolio_id
+), valued AS (
+    SELECT p.id AS portfolio_id, p.cash, p.net_deposits,
+           round(p.cash + coalesce(h.value, 0), 2) AS net_worth,
+           coalesce(perf.last_net_worth, p.starting_cash) AS previous_net_worth,
+           coalesce(perf.last_net_deposits, p.starting_cash) AS previous_deposits,
+           coalesce(perf.growth, 1) AS previous_growth,
+           coalesce(perf.peak_growth, 1) AS previous_peak,
+           coalesce(perf.max_drawdown, 0) AS previous_drawdown,
+           perf.close_at, perf.close_growth,
+           coalesce(perf.daily_returns, 0) AS daily_returns,
+           coalesce(perf.daily_return_sum, 0) AS daily_return_sum,
+           coalesce(perf.daily_return_sum_sq, 0) AS daily_return_sum_sq
+    FROM portfolio_portfolio p
+    LEFT JOIN holdings h ON h.portfolio_id = p.id
+    LEFT JOIN portfolio_portfolioperformance perf ON perf.portfolio_id = p.id
+    WHERE p.created_at <= %(at)s AND (perf.last_at IS NULL OR perf.last_at < %(at)s)
+), stepped AS (
+    SELECT valued.*,
+           CASE WHEN previous_net_worth <= 0 THEN previous_growth
+                ELSE round(greatest(previous_growth
+                     * (net_worth - (net_deposits - previous_deposits))
+                     / previous_net_worth, 0), 12)
+           END AS growth
+    FROM valued
+), figures AS (
+    SELECT stepped.*,
+           greatest(previous_peak, growth) AS peak_growth,
+           least(previous_drawdown,
+                 round(growth / greatest(previous_peak, growth) - 1, 12)) AS max_drawdown,
+           -- The day's return, at a close that has a previous close to compare with.
+           CASE WHEN %(is_close)s AND close_growth > 0
+                THEN round(growth / close_growth - 1, 12) END AS daily_return
+    FROM stepped
+), inserted AS (
+    INSERT INTO portfolio_networthsnapshot
+        (portfolio_id, at, net_worth, cash, net_deposits, growth, is_close)
+    SELECT portfolio_id, %(at)s, net_worth, cash, net_deposits, growth, %(is_close)s
+    FROM figures
+    ON CONFLICT (portfolio_id, at) DO NOTHING
+    RETURNING portfolio_id
+), performed AS (
+    INSERT INTO portfolio_portfolioperformance (
+        portfolio_id, last_at, last_net_worth, last_net_deposits, growth, peak_growth,
+        max_drawdown, close_at, close_growth, daily_returns, daily_return_sum,
+        daily_return_sum_sq
+    )
+    SELECT f.portfolio_id, %(at)s, f.net_worth, f.net_deposits, f.growth, f.peak_growth,
+           f.max_drawdown,
+           CASE WHEN %(is_close)s THEN %(at)s ELSE f.close_at END,
+           CASE WHEN %(is_close)s THEN f.growth ELSE f.close_growth END,
+           f.daily_returns + (f.daily_return IS NOT NULL)::int,
+           f.daily_return_sum + coalesce(f.daily_return, 0),
+           f.daily_return_sum_sq + round(coalesce(f.daily_return * f.daily_return, 0), 12)
+    FROM figures f
+    JOIN inserted USING (portfolio_id)
+    ON CONFLICT (portfolio_id) DO UPDATE SET
+        last_at = EXCLUDED.last_at,
+        last_net_worth = EXCLUDED.last_net_worth,
+        last_net_deposits = EXCLUDED.last_net_deposits,
+        growth = EXCLUDED.growth,
+        peak_growth = EXCLUDED.peak_growth,
+        max_drawdown = EXCLUDED.max_drawdown,
+        close_at = EXCLUDED.close_at,
+        close_growth = EXCLUDED.close_growth,
+        daily_returns = EXCLUDED.daily_returns,
+        daily_return_sum = EXCLUDED.daily_return_sum,
+        daily_return_sum_sq = EXCLUDED.daily_return_sum_sq
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM inserted), (SELECT count(*) FROM performed)
 """
+
+
+@dataclass(frozen=True)
+class SnapshotRun:
+    """What one run of the snapshot task wrote."""
+
+    slot: datetime
+    # The session close this run made sure of, and how many close snapshots it wrote
+    # (0 when that close was already taken).
+    close_at: datetime
+    close_written: int
+    # Snapshots written for the five-minute slot; None when none were due: no price
+    # moved since the newest snapshot, or the close row stands for this slot.
+    slot_written: int | None
+
+    @property
+    def written(self) -> int:
+        return self.close_written + (self.slot_written or 0)
+
+    @property
+    def prices_moved(self) -> bool:
+        return self.slot_written is not None or self.slot == self.close_at
 
 
 def snapshot_slot(at: datetime) -> datetime:
@@ -749,10 +855,47 @@ def snapshot_slot(at: datetime) -> datetime:
     return datetime.fromtimestamp(epoch - epoch % SNAPSHOT_SLOT_SECONDS, tz=UTC)
 
 
-def net_worth_snapshot_take(*, at: datetime | None = None) -> int:
-    """Record every portfolio's net worth at the current slot in one INSERT ... SELECT.
-    Returns how many snapshots were written (0 when the slot was already taken)."""
-    slot = snapshot_slot(at or timezone.now())
-    with connection.cursor() as cursor:
-        cursor.execute(_SNAPSHOT_SQL, [slot])
-        return cursor.rowcount
+def _snapshots_write(cursor: Any, *, at: datetime, is_close: bool) -> int:
+    cursor.execute(_SNAPSHOT_SQL, {"at": at, "is_close": is_close})
+    inserted, performed = cursor.fetchone()
+    if inserted != performed:  # pragma: no cover - the statement's own invariant
+        raise PortfolioError(f"Snapshot at {at}: {inserted} rows but {performed} performances.")
+    return inserted
+
+
+def net_worth_snapshot_take(*, at: datetime | None = None) -> SnapshotRun:
+    """Snapshot every portfolio, set-based (one statement per kind, never a query per
+    portfolio):
+
+    - the latest session close, once: when no close snapshot exists at that close, it is
+      written now at current prices (a worker that was down when the session closed
+      still records it on its next run);
+    - the five-minute slot of `at`, only if some stock was quoted since the newest
+      snapshot; when the slot is the close itself, the close row stands for it.
+
+    Idempotent: rerunning in the same slot writes nothing."""
+    at = at or timezone.now()
+    slot = snapshot_slot(at)
+    close = session_start(at)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_SNAPSHOT_LOCK_KEY])
+        close_written = 0
+        close_taken = NetWorthSnapshot.objects.filter(at=close, is_close=True).exists()
+        if not close_taken:
+            close_written = _snapshots_write(cursor, at=close, is_close=True)
+        if slot == close:
+            return SnapshotRun(
+                slot=slot, close_at=close, close_written=close_written, slot_written=None
+            )
+        newest = NetWorthSnapshot.objects.aggregate(newest=Max("at"))["newest"]
+        if newest is not None and newest >= slot:
+            slot_written: int | None = 0  # this slot is taken: a rerun
+        # `>=`: a quote stamped at the newest snapshot's own time may have committed
+        # after that snapshot read the prices. At worst one snapshot repeats the last.
+        elif newest is None or Stock.objects.filter(quoted_at__gte=newest).exists():
+            slot_written = _snapshots_write(cursor, at=slot, is_close=False)
+        else:
+            slot_written = None
+    return SnapshotRun(
+        slot=slot, close_at=close, close_written=close_written, slot_written=slot_written
+    )

@@ -6,15 +6,33 @@ import logging
 
 from celery import shared_task
 
-from portfolio import services
+from portfolio import leaderboard, services
 
 logger = logging.getLogger(__name__)
 
 
 @shared_task(name="portfolio.tasks.snapshot_net_worth", ignore_result=True)
 def snapshot_net_worth() -> int:
-    """Snapshot every portfolio's net worth. Idempotent: the time is rounded to a
-    five-minute slot and a slot already taken is skipped."""
-    written = services.net_worth_snapshot_take()
-    logger.info("net-worth snapshots written: %s", written)
-    return written
+    """Snapshot every portfolio's net worth: the five-minute slot while prices move, and
+    each session close once. Idempotent: a rerun in the same slot writes nothing."""
+    run = services.net_worth_snapshot_take()
+    if run.close_written:
+        logger.info(
+            "close snapshots at %s written: %s", run.close_at.isoformat(), run.close_written
+        )
+    if run.slot_written is None and run.slot != run.close_at:
+        logger.info("no stock quoted since the last snapshot: prices did not move, none taken")
+    else:
+        logger.info(
+            "net-worth snapshots at %s written: %s", run.slot.isoformat(), run.slot_written or 0
+        )
+    return run.written
+
+
+@shared_task(name="portfolio.tasks.recompute_leaderboard", ignore_result=True)
+def recompute_leaderboard() -> int:
+    """Rewrite the leaderboard from live prices and the running performance figures.
+    Idempotent: each run replaces the whole table."""
+    ranked = leaderboard.leaderboard_recompute()
+    logger.info("leaderboard recomputed: %s players ranked", ranked.count)
+    return ranked.count
