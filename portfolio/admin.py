@@ -16,7 +16,15 @@ from django.urls import path, reverse
 from accounts.admin_forms import StaffAdmin, audit, require_perm
 from portfolio.admin_forms import CashAdjustForm
 from portfolio.errors import PortfolioError
-from portfolio.models import LedgerEntry, NetWorthSnapshot, Portfolio, Position, Watchlist
+from portfolio.models import (
+    LeaderboardEntry,
+    LedgerEntry,
+    NetWorthSnapshot,
+    Portfolio,
+    PortfolioPerformance,
+    Position,
+    Watchlist,
+)
 from portfolio.services import cash_adjust
 
 
@@ -150,9 +158,43 @@ class PortfolioAdmin(StaffAdmin):
 
 @admin.register(NetWorthSnapshot)
 class NetWorthSnapshotAdmin(ReadOnlyAdmin):
-    list_display = ("portfolio", "at", "net_worth", "cash")
+    list_display = ("portfolio", "at", "net_worth", "cash", "net_deposits", "growth", "is_close")
+    list_filter = ("is_close",)
     raw_id_fields = ("portfolio",)
     date_hierarchy = "at"
+
+
+# Both are written only by the snapshot and leaderboard statements: read-only here.
+@admin.register(PortfolioPerformance)
+class PortfolioPerformanceAdmin(ReadOnlyAdmin):
+    list_display = (
+        "portfolio",
+        "last_at",
+        "last_net_worth",
+        "growth",
+        "peak_growth",
+        "max_drawdown",
+        "daily_returns",
+    )
+    raw_id_fields = ("portfolio",)
+    search_fields = ("=portfolio__id",)
+
+
+@admin.register(LeaderboardEntry)
+class LeaderboardEntryAdmin(ReadOnlyAdmin):
+    list_display = (
+        "rank",
+        "owner",
+        "net_worth",
+        "return_pct",
+        "sharpe",
+        "volatility_pct",
+        "max_drawdown_pct",
+        "computed_at",
+    )
+    list_select_related = ("owner",)
+    raw_id_fields = ("portfolio", "owner")
+    ordering = ("rank",)
 
 
 @admin.register(Watchlist)

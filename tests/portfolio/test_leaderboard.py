@@ -339,3 +339,14 @@ def test_the_updated_time_counts_seconds_since_the_recompute(client, board):
     cache.delete(STATE_CACHE_KEY)
     html = client.get(reverse("leaderboard")).content.decode()
     assert re.search(r"Updated 4[23] seconds ago", html)
+
+
+def test_staff_read_the_board_and_the_performance_rows_in_the_admin(admin_client, computed):
+    board_url = reverse("admin:portfolio_leaderboardentry_changelist")
+    page = admin_client.get(board_url)
+    assert page.status_code == 200 and b"@ace" in page.content
+    assert admin_client.get(reverse("admin:portfolio_leaderboardentry_add")).status_code == 403
+    performance_url = reverse("admin:portfolio_portfolioperformance_changelist")
+    assert admin_client.get(performance_url).status_code == 200
+    change = reverse("admin:portfolio_portfolioperformance_change", args=[computed["ace"].pk])
+    assert b'name="_save"' not in admin_client.get(change).content
