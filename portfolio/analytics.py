@@ -1,35 +1,41 @@
-"""Performance and risk figures for /portfolio/performance/.
+"""Performance and risk figures for /portfolio/ and /portfolio/performance/.
 
-These are statistics for display, so they are computed in float/numpy. They are never
-money: nothing here is written back to a money column, and the money shown (net worth,
-starting cash) stays the Decimal it was read as.
+Returns, volatility, the Sharpe ratio, drawdowns and beta are statistics for display,
+so they are computed in float/numpy. They are never money: nothing here is written
+back to a money column, and the money shown (net worth, P&L) stays the Decimal it was
+read as.
+
+Returns are time-weighted: they chain `NetWorthSnapshot.growth` (growth of 1 since the
+opening with deposits and staff grants taken out), so a grant moves net worth but is
+never a gain, and a withdrawal is never a drawdown. docs/performance.md gives every
+figure's formula and window.
 
 The module has two halves:
-- pure functions over plain sequences (returns, volatility, drawdown, beta, Herfindahl,
-  chart geometry), tested against hand-computed values;
-- the reads that feed them (`net_worth_buckets`, `market_daily_returns`) and the one
-  selector the page calls, `performance_report`, which costs a fixed handful of queries
-  whatever the number of snapshots or positions.
+- pure functions over plain sequences (returns, volatility, Sharpe, drawdown, beta,
+  Herfindahl, chart geometry), tested against series worked out by hand;
+- the reads that feed them (`snapshot_history`, `market_history`) and the one selector
+  the pages call, `performance_report`, which costs two queries of its own (three on
+  the risk page, one more with a stock to compare) whatever the number of snapshots,
+  bars or positions.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from typing import NamedTuple
 
 import numpy as np
 from django.conf import settings
-from django.core.cache import cache
 from django.db import connection
-from django.db.models import DateTimeField, F, Func, Value
 from django.utils import timezone
 
-from market.models import PriceBar, Resolution
-from market.sessions import session_date
-from portfolio.models import NetWorthSnapshot, Portfolio, Position
+from market.models import PriceBar, Resolution, Sector, Stock
+from portfolio.models import CENT, ZERO, Portfolio, Position
+from portfolio.selectors import growth_step
 
 # A calendar year. Annualising by "how many such intervals fit in a calendar year" is
 # right for the simulated market (it never closes) and for real sources too: the flat
@@ -40,10 +46,9 @@ MAX_POINTS = 300
 MIN_BETA_RETURNS = 10
 BETA_WINDOW = timedelta(days=90)
 POSITION_VOLATILITY_WINDOW = timedelta(days=30)
-# Buckets are aligned to the clock (a Monday, midnight UTC), so the same hour is the
-# same bucket on every visit.
-BUCKET_ORIGIN = datetime(2000, 1, 3, tzinfo=UTC)
-MARKET_RETURNS_CACHE_SECONDS = 300
+# Chart points sit on a grid aligned to the clock (a Monday, midnight UTC), so the same
+# hour is the same point on every visit.
+GRID_ORIGIN = datetime(2000, 1, 3, tzinfo=UTC)
 
 # Chart steps, smallest first; a range uses the smallest one that keeps it within
 # MAX_POINTS. Round steps give plain names to "best and worst period".
@@ -75,9 +80,18 @@ RANGES: dict[str, PerformanceRange] = {
     "1d": PerformanceRange("1d", "1D", timedelta(days=1), "the last 24 hours"),
     "1w": PerformanceRange("1w", "1W", timedelta(days=7), "the last 7 days"),
     "1m": PerformanceRange("1m", "1M", timedelta(days=30), "the last 30 days"),
-    "all": PerformanceRange("all", "ALL", None, "since you started"),
+    "1y": PerformanceRange("1y", "1Y", timedelta(days=365), "the last 365 days"),
+    "all": PerformanceRange("all", "All", None, "since you started"),
 }
 DEFAULT_RANGE = "1m"
+# The row of returns shown whatever the chart's range: (range key, label).
+RETURN_PERIODS: tuple[tuple[str, str], ...] = (
+    ("1d", "Day"),
+    ("1w", "Week"),
+    ("1m", "Month"),
+    ("all", "All time"),
+)
+INDEX_NAME = "Bullpen Composite"
 
 
 # --- Pure functions -------------------------------------------------------------
@@ -90,6 +104,21 @@ def chart_step(span: timedelta) -> tuple[timedelta, str]:
             return step, name
     weeks = math.ceil(span / (timedelta(days=7) * MAX_POINTS))
     return timedelta(days=7 * weeks), f"{weeks} weeks"
+
+
+def chart_times(since: datetime, now: datetime, step: timedelta) -> list[datetime]:
+    """The moments a chart samples, oldest first: `since`, every grid time after it,
+    and `now` (which the live figures stand for)."""
+    times = [since]
+    moment = GRID_ORIGIN + math.ceil((since - GRID_ORIGIN) / step) * step
+    if moment == since:
+        moment += step
+    while moment < now:
+        times.append(moment)
+        moment += step
+    if now > since:
+        times.append(now)
+    return times
 
 
 def simple_returns(values: Sequence[float]) -> np.ndarray:
@@ -111,6 +140,12 @@ def periods_per_year(*, periods: int, span: timedelta) -> float | None:
     return periods * (YEAR / span)
 
 
+def rate_per_period(yearly: float, *, per_year: float) -> float:
+    """A yearly rate as the rate of one period that compounds to it over a year:
+    (1 + yearly)^(1 / periods per year) − 1."""
+    return (1 + yearly) ** (1 / per_year) - 1
+
+
 def _finite(returns: Iterable[float]) -> np.ndarray:
     array = np.asarray(list(returns) if not isinstance(returns, np.ndarray) else returns, float)
     return array[np.isfinite(array)]
@@ -125,21 +160,33 @@ def annualised_volatility(returns: Sequence[float], *, per_year: float) -> float
     return float(np.std(finite, ddof=1) * math.sqrt(per_year))
 
 
-def sharpe_ratio(returns: Sequence[float], *, per_year: float) -> float | None:
-    """Mean return over its standard deviation, annualised, with a 0% risk-free rate."""
+def sharpe_ratio(
+    returns: Sequence[float], *, per_year: float, risk_free: float = 0.0
+) -> float | None:
+    """Mean excess return over its standard deviation, annualised by √(periods per year).
+    `risk_free` is a yearly rate (0.04 is 4%), taken off each return at its per-period
+    equivalent. None with fewer than two returns or when the returns never vary."""
     finite = _finite(returns)
     if finite.size < 2:
         return None
     deviation = float(np.std(finite, ddof=1))
     if deviation == 0:
         return None
-    return float(np.mean(finite)) / deviation * math.sqrt(per_year)
+    excess = finite - rate_per_period(risk_free, per_year=per_year)
+    return float(np.mean(excess)) / deviation * math.sqrt(per_year)
 
 
 def compound(returns: Iterable[float]) -> float:
     """The total return of a run of period returns: ∏(1 + r) − 1."""
     finite = _finite(returns)
     return float(np.prod(1 + finite) - 1) if finite.size else 0.0
+
+
+def change(start: float | Decimal | None, end: float | Decimal | None) -> float | None:
+    """end / start − 1, or None when there is no positive start to divide by."""
+    if start is None or end is None or start <= 0:
+        return None
+    return float(end) / float(start) - 1
 
 
 def drawdowns(values: Sequence[float]) -> np.ndarray:
@@ -199,6 +246,33 @@ def beta(
     if variance == 0:
         return None
     return float(np.cov(portfolio_array, market_array, ddof=1)[0, 1]) / variance
+
+
+def paired_returns(
+    portfolio_levels: Mapping[date, float], market_levels: Mapping[date, float]
+) -> tuple[list[float], list[float]]:
+    """Daily returns of both series over the same intervals: between consecutive dates
+    that both have a level. A day one of them misses is skipped by both, so a return
+    never spans two days on one side and one on the other."""
+    days = sorted(set(portfolio_levels) & set(market_levels))
+    ours: list[float] = []
+    theirs: list[float] = []
+    for before, after in zip(days, days[1:], strict=False):
+        ours_change = change(portfolio_levels[before], portfolio_levels[after])
+        theirs_change = change(market_levels[before], market_levels[after])
+        if ours_change is not None and theirs_change is not None:
+            ours.append(ours_change)
+            theirs.append(theirs_change)
+    return ours, theirs
+
+
+def close_date(at: datetime) -> date:
+    """The trading date of the session close nearest to `at`. A close snapshot taken a
+    little before or after the close (SESSION_CLOSE_UTC) belongs to that day's session,
+    which is also the date of that day's bar."""
+    close = settings.SESSION_CLOSE_UTC
+    offset = timedelta(hours=close.hour, minutes=close.minute, seconds=close.second)
+    return (at.astimezone(UTC) - offset + timedelta(hours=12)).date()
 
 
 def herfindahl(weights: Sequence[float]) -> float | None:
@@ -281,7 +355,9 @@ class Tick:
 @dataclass(frozen=True)
 class Chart:
     """A time-series chart in a width × height viewBox, with its plot area inset for the
-    axis labels. `points`/`area` are SVG polyline/polygon coordinates."""
+    axis labels. `points`/`area` are SVG polyline/polygon coordinates of the first
+    series; `lines` holds every series' polyline, the first one included ("" for a
+    series too short to draw)."""
 
     width: int
     height: int
@@ -297,6 +373,7 @@ class Chart:
     reference: Tick | None = None
     low: float = 0.0
     high: float = 0.0
+    lines: tuple[str, ...] = ()
 
 
 def dollars(value: float) -> str:
@@ -311,6 +388,11 @@ def percent(value: float) -> str:
     return f"{value:.3g}%" if value else "0%"
 
 
+def signed_percent(value: float) -> str:
+    """An axis label of a change: +2.5%, 0%, -1%."""
+    return f"+{value:.3g}%" if value > 0 else percent(value)
+
+
 def _x_format(span: timedelta) -> str:
     if span <= timedelta(days=2):
         return "D H:i"
@@ -319,9 +401,13 @@ def _x_format(span: timedelta) -> str:
     return "M Y"
 
 
+Series = Sequence[tuple[datetime, float]]
+
+
 def time_chart(
-    series: Sequence[tuple[datetime, float]],
+    series: Series,
     *,
+    others: Sequence[Series] = (),
     width: int = 720,
     height: int = 240,
     reference: float | None = None,
@@ -330,16 +416,18 @@ def time_chart(
     margins: tuple[int, int, int, int] = (12, 12, 28, 72),  # top, right, bottom, left
     y_label: Callable[[float], str] = str,
 ) -> Chart | None:
-    """Scale a series (oldest first) into a chart with x by time, y by value. The y range
-    covers the series and `reference`; `ceiling` caps the top (a drawdown's 0) and the
-    area is filled down to `baseline` (the bottom when None). None under two points."""
+    """Scale a series (oldest first), and any `others` drawn over it, into a chart with x
+    by time and y by value, on one shared scale. The y range covers every series and
+    `reference`; `ceiling` caps the top (a drawdown's 0) and the first series' area is
+    filled down to `baseline` (the bottom when None). None when the first series has
+    under two points; another series that short is left out ("" in `lines`)."""
     if len(series) < 2:
         return None
+    drawn = [series, *(other for other in others if len(other) >= 2)]
     top_margin, right_margin, bottom_margin, left_margin = margins
     left, right = left_margin, width - right_margin
     top, bottom = top_margin, height - bottom_margin
-    times = [at.timestamp() for at, _ in series]
-    values = [value for _, value in series]
+    values = [value for line in drawn for _, value in line]
     low, high = min(values), max(values)
     if reference is not None:
         low, high = min(low, reference), max(high, reference)
@@ -352,7 +440,8 @@ def time_chart(
         pad = (high - low) * 0.05
         low = low - pad
         high = high if ceiling is not None else high + pad
-    start, end = times[0], times[-1]
+    start = min(line[0][0] for line in drawn).timestamp()
+    end = max(line[-1][0] for line in drawn).timestamp()
     duration = (end - start) or 1.0
 
     def x_of(moment: float) -> float:
@@ -361,11 +450,15 @@ def time_chart(
     def y_of(value: float) -> float:
         return bottom - (value - low) / (high - low) * (bottom - top)
 
-    coords = " ".join(
-        f"{x_of(moment):.1f},{y_of(value):.1f}" for moment, value in zip(times, values, strict=True)
-    )
+    def polyline(line: Series) -> str:
+        if len(line) < 2:
+            return ""
+        return " ".join(f"{x_of(at.timestamp()):.1f},{y_of(value):.1f}" for at, value in line)
+
+    coords = polyline(series)
     floor = bottom if baseline is None else y_of(baseline)
-    area = f"{left:.1f},{floor:.1f} {coords} {right:.1f},{floor:.1f}"
+    first_x, last_x = x_of(series[0][0].timestamp()), x_of(series[-1][0].timestamp())
+    area = f"{first_x:.1f},{floor:.1f} {coords} {last_x:.1f},{floor:.1f}"
     y_ticks = [
         Tick(y_of(value), value, y_label(value))
         for value in nice_ticks(low, high)
@@ -395,83 +488,265 @@ def time_chart(
         else None,
         low=low,
         high=high,
+        lines=(coords, *(polyline(other) for other in others)),
     )
 
 
 # --- Reads ----------------------------------------------------------------------
 
 
-def net_worth_buckets(
-    portfolio: Portfolio,
-    *,
-    since: datetime,
-    step: timedelta,
-    origin: datetime = BUCKET_ORIGIN,
-) -> list[tuple[datetime, datetime, Decimal]]:
-    """The last snapshot of each `step`-wide bucket since `since`, oldest first, as
-    (bucket start, snapshot time, net worth). Downsampled in SQL (date_bin + DISTINCT
-    ON), so a year of five-minute snapshots is still one small answer."""
-    bucket = Func(
-        Value(step), F("at"), Value(origin), function="date_bin", output_field=DateTimeField()
-    )
-    rows = (
-        NetWorthSnapshot.objects.filter(portfolio=portfolio, at__gte=since)
-        .annotate(bucket=bucket)
-        .order_by("bucket", "-at")
-        .distinct("bucket")
-        .values_list("bucket", "at", "net_worth")
-    )
-    return list(rows)
+class SnapshotPoint(NamedTuple):
+    at: datetime
+    net_worth: Decimal
+    net_deposits: Decimal
+    growth: Decimal
 
 
-# Each listed stock's daily return (close over its previous close), averaged per day:
-# an equal-weight market rebalanced daily. The LATERAL join reads each stock's daily
-# bars through the (stock, resolution, start) index; a plain join would scan the whole
-# bar table, minute bars included.
-_MARKET_RETURNS_SQL = """
-SELECT day, avg(day_return)::float8
-FROM (
-    SELECT bar.start AS day,
-           bar.close / NULLIF(lag(bar.close) OVER (PARTITION BY stock.id ORDER BY bar.start), 0)
-               - 1 AS day_return
-    FROM market_stock AS stock
-    CROSS JOIN LATERAL (
-        SELECT start, close FROM market_pricebar
-        WHERE stock_id = stock.id AND resolution = %(resolution)s AND start >= %(lookback)s
-    ) AS bar
-    WHERE stock.delisted_at IS NULL
-) AS returns
-WHERE day_return IS NOT NULL AND day >= %(since)s
-GROUP BY day
-ORDER BY day
+@dataclass
+class SnapshotHistory:
+    at: list[SnapshotPoint | None]  # the snapshot at or just before each asked moment
+    first: SnapshotPoint | None  # the portfolio's earliest snapshot
+    closes: list[SnapshotPoint]  # session-close snapshots, oldest first
+
+
+# Three reads of one portfolio's snapshots in one round trip: for each moment, the
+# snapshot at or just before it (a LATERAL probe of the (portfolio, at) unique index, so
+# a year of five-minute snapshots costs 300 index lookups, not a scan); the earliest
+# snapshot; and the session-close snapshots since a date (the partial close index).
+_SNAPSHOT_SQL = """
+SELECT 'at', moment.n, snapshot.at, snapshot.net_worth, snapshot.net_deposits, snapshot.growth
+FROM unnest(%(moments)s::timestamptz[]) WITH ORDINALITY AS moment(at, n)
+CROSS JOIN LATERAL (
+    SELECT at, net_worth, net_deposits, growth FROM portfolio_networthsnapshot
+    WHERE portfolio_id = %(portfolio)s AND at <= moment.at
+    ORDER BY at DESC LIMIT 1
+) AS snapshot
+UNION ALL
+(SELECT 'first', NULL, at, net_worth, net_deposits, growth FROM portfolio_networthsnapshot
+ WHERE portfolio_id = %(portfolio)s ORDER BY at LIMIT 1)
+UNION ALL
+(SELECT 'close', NULL, at, net_worth, net_deposits, growth FROM portfolio_networthsnapshot
+ WHERE portfolio_id = %(portfolio)s AND is_close AND at >= %(closes_since)s)
 """
 
 
-def market_daily_returns(*, since: date) -> list[tuple[date, float]]:
-    """The equal-weight market's return on each trading date from `since` on. The same
-    for every player, so it is cached for a few minutes (daily bars change only when
-    the history flush runs)."""
-    key = f"portfolio:market-daily-returns:{since.isoformat()}"
-    cached = cache.get(key)
-    if cached is not None:
-        return cached
-    start = datetime.combine(since, datetime.min.time(), tzinfo=UTC)
+def snapshot_history(
+    portfolio: Portfolio, *, moments: Sequence[datetime], closes_since: datetime
+) -> SnapshotHistory:
+    """One query, whatever the number of snapshots."""
     with connection.cursor() as cursor:
         cursor.execute(
-            _MARKET_RETURNS_SQL,
-            {
-                "resolution": Resolution.DAY.value,
-                "since": start,
-                # The first day's return needs the close before it (weekends included).
-                "lookback": start - timedelta(days=7),
-            },
+            _SNAPSHOT_SQL,
+            {"moments": list(moments), "portfolio": portfolio.pk, "closes_since": closes_since},
         )
-        returns = [(day.date(), float(value)) for day, value in cursor.fetchall()]
-    cache.set(key, returns, MARKET_RETURNS_CACHE_SECONDS)
-    return returns
+        rows = cursor.fetchall()
+    history = SnapshotHistory(at=[None] * len(moments), first=None, closes=[])
+    for kind, number, *values in rows:
+        point = SnapshotPoint(*values)
+        if kind == "at":
+            history.at[number - 1] = point
+        elif kind == "first":
+            history.first = point
+        else:
+            history.closes.append(point)
+    history.closes.sort()
+    return history
 
 
-# --- The page's selector ----------------------------------------------------------
+class Level(NamedTuple):
+    at: datetime  # when the bar it comes from closed
+    close: float
+
+
+@dataclass
+class MarketHistory:
+    index: list[Level | None]  # the Composite's level at or just before each moment
+    stock: list[Level | None]  # the compared stock's price likewise (empty without one)
+    index_closes: dict[date, float]  # the Composite's daily closes, by trading date
+
+    @property
+    def has_index(self) -> bool:
+        return bool(self.index_closes) or any(self.index)
+
+
+# The level at or just before each moment from a table of bars: the latest minute bar
+# that has closed by then, or the latest daily bar that has (a daily bar of date D closes
+# at D + SESSION_CLOSE_UTC), whichever closed later. Minute bars give the recent past its
+# detail; daily bars carry the time that has no minute bars. Each half is one probe of
+# the (…, resolution, start) unique index, so the cost is the number of chart points,
+# never the number of bars.
+_INDEX_SQL = """
+SELECT 'index', moment.n, bar.closed_at, bar.close
+FROM unnest(%(moments)s::timestamptz[]) WITH ORDINALITY AS moment(at, n)
+CROSS JOIN LATERAL (
+    SELECT closed_at, close FROM (
+        (SELECT start + interval '1 minute' AS closed_at, close FROM market_indexbar
+         WHERE resolution = '1m' AND start <= moment.at - interval '1 minute'
+         ORDER BY start DESC LIMIT 1)
+        UNION ALL
+        (SELECT start + %(close_offset)s, close FROM market_indexbar
+         WHERE resolution = '1d' AND start <= moment.at - %(close_offset)s
+         ORDER BY start DESC LIMIT 1)
+    ) AS candidate
+    ORDER BY closed_at DESC LIMIT 1
+) AS bar
+UNION ALL
+(SELECT 'close', NULL, start, close FROM market_indexbar
+ WHERE resolution = '1d' AND start >= %(closes_since)s)
+"""
+# The same probe of one stock's bars, appended when a stock is compared.
+_STOCK_SQL = """
+UNION ALL
+SELECT 'stock', moment.n, bar.closed_at, bar.close
+FROM unnest(%(moments)s::timestamptz[]) WITH ORDINALITY AS moment(at, n)
+CROSS JOIN LATERAL (
+    SELECT closed_at, close FROM (
+        (SELECT start + interval '1 minute' AS closed_at, close FROM market_pricebar
+         WHERE stock_id = %(stock)s AND resolution = '1m'
+           AND start <= moment.at - interval '1 minute'
+         ORDER BY start DESC LIMIT 1)
+        UNION ALL
+        (SELECT start + %(close_offset)s, close FROM market_pricebar
+         WHERE stock_id = %(stock)s AND resolution = '1d'
+           AND start <= moment.at - %(close_offset)s
+         ORDER BY start DESC LIMIT 1)
+    ) AS candidate
+    ORDER BY closed_at DESC LIMIT 1
+) AS bar
+"""
+
+
+def market_history(
+    *, moments: Sequence[datetime], closes_since: date, stock: Stock | None = None
+) -> MarketHistory:
+    """The Bullpen Composite (market.models.IndexBar) at each moment and its daily closes
+    from `closes_since` on, plus a stock's price at each moment when one is compared.
+    One query."""
+    close = settings.SESSION_CLOSE_UTC
+    params: dict[str, object] = {
+        "moments": list(moments),
+        "close_offset": timedelta(hours=close.hour, minutes=close.minute, seconds=close.second),
+        "closes_since": datetime.combine(closes_since, datetime.min.time(), tzinfo=UTC),
+    }
+    sql = _INDEX_SQL
+    if stock is not None:
+        sql = _INDEX_SQL + _STOCK_SQL
+        params["stock"] = stock.pk
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    history = MarketHistory(
+        index=[None] * len(moments),
+        stock=[None] * len(moments) if stock is not None else [],
+        index_closes={},
+    )
+    for kind, number, at, close_level in rows:
+        if kind == "close":
+            # A daily bar starts at midnight UTC of its trading date.
+            history.index_closes[at.astimezone(UTC).date()] = float(close_level)
+        else:
+            target = history.index if kind == "index" else history.stock
+            target[number - 1] = Level(at, float(close_level))
+    return history
+
+
+# --- P&L (money: Decimal) -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PositionPnl:
+    position: Position
+    unrealized: Decimal
+    realized: Decimal
+    total: Decimal
+    cost_pct: Decimal | None  # total P&L over the cost of the shares held
+    weight_pct: Decimal | None  # market value over net worth
+
+
+@dataclass(frozen=True)
+class SectorPnl:
+    key: str
+    label: str
+    positions: int
+    market_value: Decimal
+    cost_basis: Decimal
+    unrealized: Decimal
+    realized: Decimal
+    total: Decimal
+    cost_pct: Decimal | None
+    weight_pct: Decimal | None
+
+
+def _pct_of(part: Decimal, whole: Decimal) -> Decimal | None:
+    return (part / whole * 100).quantize(CENT) if whole > 0 else None
+
+
+def position_pnl(positions: Sequence[Position], *, net_worth: Decimal) -> list[PositionPnl]:
+    """Every position with a P&L, open or sold out, from the best total to the worst.
+    Unrealized is on the shares held at the last price; realized is what sales booked;
+    % of cost is the total over the cost basis of the shares still held (none for a
+    position sold out: its cost left with its shares)."""
+    rows = []
+    for position in positions:
+        if position.quantity <= 0 and not position.realized_pnl:
+            continue
+        unrealized = position.unrealized_pnl if position.quantity > 0 else ZERO
+        realized = position.realized_pnl.quantize(CENT)
+        total = unrealized + realized
+        rows.append(
+            PositionPnl(
+                position=position,
+                unrealized=unrealized,
+                realized=realized,
+                total=total,
+                cost_pct=_pct_of(total, position.cost_basis) if position.quantity > 0 else None,
+                weight_pct=_pct_of(position.market_value, net_worth)
+                if position.quantity > 0
+                else None,
+            )
+        )
+    rows.sort(key=lambda row: (-row.total, row.position.stock.symbol))
+    return rows
+
+
+def sector_pnl(rows: Sequence[PositionPnl], *, net_worth: Decimal) -> list[SectorPnl]:
+    """`position_pnl` summed by sector, the largest market value first, with each
+    sector's weight of net worth."""
+    labels = dict(Sector.choices)
+    sums: dict[str, dict[str, Decimal]] = {}
+    counts: dict[str, int] = {}
+    for row in rows:
+        position = row.position
+        sector = position.stock.sector
+        held = position.quantity > 0
+        totals = sums.setdefault(
+            sector, {"value": ZERO, "cost": ZERO, "unrealized": ZERO, "realized": ZERO}
+        )
+        totals["value"] += position.market_value if held else ZERO
+        totals["cost"] += position.cost_basis if held else ZERO
+        totals["unrealized"] += row.unrealized
+        totals["realized"] += row.realized
+        counts[sector] = counts.get(sector, 0) + 1
+    sectors = [
+        SectorPnl(
+            key=key,
+            label=labels.get(key, key.replace("_", " ").title()),
+            positions=counts[key],
+            market_value=totals["value"],
+            cost_basis=totals["cost"].quantize(CENT),
+            unrealized=totals["unrealized"],
+            realized=totals["realized"],
+            total=totals["unrealized"] + totals["realized"],
+            cost_pct=_pct_of(totals["unrealized"] + totals["realized"], totals["cost"]),
+            weight_pct=_pct_of(totals["value"], net_worth),
+        )
+        for key, totals in sums.items()
+    ]
+    sectors.sort(key=lambda sector: (-sector.market_value, -abs(sector.total), sector.label))
+    return sectors
+
+
+# --- The pages' selector ----------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -488,40 +763,68 @@ class Period:
     at: datetime
 
 
+@dataclass(frozen=True)
+class PeriodReturn:
+    """A time-weighted return from a period's start to now."""
+
+    key: str
+    label: str
+    description: str
+    return_pct: float | None
+    start_at: datetime  # the moment the starting growth was recorded
+    from_opening: bool  # the portfolio opened after the period began
+
+
+@dataclass(frozen=True)
+class ComparisonLine:
+    key: str  # portfolio, index or stock: the line's style
+    label: str
+    change_pct: float | None  # over the range, to now
+    starts_at: datetime | None  # its first level in the range (later when it began later)
+    points: str = ""
+
+
 @dataclass
 class PerformanceReport:
     range: PerformanceRange
     since: datetime
     now: datetime
     net_worth: Decimal
+    net_deposits: Decimal
     starting_cash: Decimal
     step: timedelta
     step_name: str
-    snapshot_points: int
+    detail: bool = False
+    growth: float = 1.0  # live, time-weighted, since the opening
+    periods: list[PeriodReturn] = field(default_factory=list)
+    snapshot_points: int = 0
     chart: Chart | None = None
+    comparison_chart: Chart | None = None
+    comparison_lines: list[ComparisonLine] = field(default_factory=list)
     drawdown_chart: Chart | None = None
+    compare: Stock | None = None
+    has_index: bool = False
     # Figures in percent (12.5 is 12.5%) for the templates' signed_pct.
-    total_return_pct: float | None = None
     range_return_pct: float | None = None
-    range_start_value: Decimal | None = None
     range_start_at: datetime | None = None
-    market_total_return_pct: float | None = None
-    market_range_return_pct: float | None = None
-    market_days: int = 0
-    # Risk
+    index_return_pct: float | None = None
+    stock_return_pct: float | None = None
+    # Risk over the range, from time-weighted growth
     returns_count: int = 0
     per_year: float | None = None
     volatility_pct: float | None = None
     sharpe: float | None = None
+    risk_free_rate_pct: float = 0.0
     drawdown_pct: float | None = None
-    drawdown_peak: tuple[datetime, Decimal] | None = None
-    drawdown_trough: tuple[datetime, Decimal] | None = None
+    drawdown_peak_at: datetime | None = None
+    drawdown_trough_at: datetime | None = None
     drawdown_recovered_at: datetime | None = None
     best: Period | None = None
     worst: Period | None = None
+    # Beta: daily, last 90 days, against the Composite
     beta: float | None = None
     beta_returns: int = 0
-    # Concentration (current positions)
+    # Concentration (current positions; the risk page only)
     holdings: list[HoldingRisk] = field(default_factory=list)
     largest: HoldingRisk | None = None
     largest_of_holdings_pct: float | None = None
@@ -537,15 +840,57 @@ class PerformanceReport:
         return 1 / self.herfindahl if self.herfindahl else None
 
     @property
-    def versus_market_pct(self) -> float | None:
-        """Percentage points ahead of (or behind) the market over the range."""
-        if self.range_return_pct is None or self.market_range_return_pct is None:
+    def versus_index_pct(self) -> float | None:
+        """Percentage points ahead of (or behind) the Composite over the range."""
+        if self.range_return_pct is None or self.index_return_pct is None:
             return None
-        return self.range_return_pct - self.market_range_return_pct
+        return self.range_return_pct - self.index_return_pct
 
 
 def _pct(fraction: float | None) -> float | None:
     return None if fraction is None or not math.isfinite(fraction) else fraction * 100
+
+
+def _opening(portfolio: Portfolio) -> SnapshotPoint:
+    """The portfolio at its opening: the first deposit, growth 1."""
+    return SnapshotPoint(
+        portfolio.created_at, portfolio.starting_cash, portfolio.starting_cash, Decimal(1)
+    )
+
+
+def _start_point(
+    portfolio: Portfolio,
+    start: datetime,
+    at_start: SnapshotPoint | None,
+    first: SnapshotPoint | None,
+) -> tuple[SnapshotPoint, bool]:
+    """What a period beginning at `start` is measured from, and whether that is the
+    opening: the opening when the portfolio is younger than the period; else the
+    snapshot at or just before `start`; else (history recorded only after `start`) the
+    earliest snapshot; else, with no snapshot at all, the opening."""
+    if start <= portfolio.created_at:
+        return _opening(portfolio), True
+    if at_start is not None:
+        return at_start, False
+    if first is not None:
+        return first, False
+    return _opening(portfolio), True
+
+
+def live_growth(
+    portfolio: Portfolio, latest: SnapshotPoint | None, *, net_worth: Decimal
+) -> Decimal:
+    """portfolio.selectors.growth_now, carried from the latest snapshot the page has
+    already read instead of PortfolioPerformance (which the snapshot statement writes
+    from that same snapshot): one query fewer on every view."""
+    start = latest or _opening(portfolio)
+    return growth_step(
+        growth=start.growth,
+        previous_net_worth=start.net_worth,
+        previous_deposits=start.net_deposits,
+        net_worth=net_worth,
+        net_deposits=portfolio.net_deposits,
+    )
 
 
 def performance_report(
@@ -555,147 +900,248 @@ def performance_report(
     positions: Sequence[Position],
     net_worth: Decimal,
     now: datetime | None = None,
+    compare: Stock | None = None,
+    detail: bool = False,
 ) -> PerformanceReport:
-    """Everything /portfolio/performance/ shows for one range. `positions` are the open
-    positions with their stock (the page already has them) and `net_worth` the live
-    figure, which ends the chart. Three queries of its own (the market's returns are
-    cached), whatever the number of snapshots or positions."""
+    """Everything the performance section shows for one range. `positions` are the open
+    positions with their stock (the page already has them), `net_worth` the live figure
+    that ends the charts, `compare` a listed stock to draw against, and `detail` adds
+    what only /portfolio/performance/ shows (the drawdown chart, best and worst steps,
+    the holdings' risk). Two queries of its own (three with `detail`), whatever the
+    number of snapshots, bars or positions."""
     now = now or timezone.now()
     chosen = RANGES[range_key]
     opened = portfolio.created_at
     since = opened if chosen.window is None else max(now - chosen.window, opened)
     step, step_name = chart_step(max(now - since, timedelta(minutes=5)))
-    buckets = net_worth_buckets(portfolio, since=since, step=step)
+    times = chart_times(since, now, step)
+    period_starts = [
+        now - RANGES[key].window for key, _ in RETURN_PERIODS if RANGES[key].window is not None
+    ]
+    closes_since = now - BETA_WINDOW - timedelta(days=1)  # the first return needs a close
+    history = snapshot_history(
+        portfolio, moments=[*times, *period_starts], closes_since=closes_since
+    )
+    market = market_history(moments=times, closes_since=closes_since.date(), stock=compare)
+    at_time, at_period = history.at[: len(times)], history.at[len(times) :]
+
     report = PerformanceReport(
         range=chosen,
         since=since,
         now=now,
         net_worth=net_worth,
+        net_deposits=portfolio.net_deposits,
         starting_cash=portfolio.starting_cash,
         step=step,
         step_name=step_name,
-        snapshot_points=len(buckets),
+        detail=detail,
+        compare=compare,
+        has_index=market.has_index,
+        risk_free_rate_pct=float(settings.RISK_FREE_RATE) * 100,
     )
-    if portfolio.starting_cash:
-        report.total_return_pct = _pct(float(net_worth / portfolio.starting_cash - 1))
+    growth_now = live_growth(portfolio, at_time[-1], net_worth=net_worth)
+    report.growth = float(growth_now)
+    _period_returns(report, portfolio, at_period, history.first, growth_now)
 
-    series = [(at, value) for _, at, value in buckets]
-    # End on the live figure so the chart agrees with the net worth on the page; it
-    # stands for the bucket that is still open.
-    if buckets and buckets[-1][0] + step > now:
-        series[-1] = (now, net_worth)
-    elif buckets:
-        series.append((now, net_worth))
-
-    market = market_daily_returns(since=min(since, now - BETA_WINDOW).date())
-    _returns_and_risk(report, series, now=now)
-    _benchmark(report, market, opened=opened)
-    _beta(report, portfolio, market, now=now)
-    _concentration(report, positions, net_worth, now=now)
+    series = _portfolio_series(
+        portfolio, times, at_time, history.first, net_worth=net_worth, growth=growth_now
+    )
+    report.snapshot_points = len({point.at for point in at_time if point is not None})
+    _charts(report, series, market, times)
+    _risk(report, series)
+    _beta(report, history.closes, market.index_closes, now=now)
+    if detail:
+        _concentration(report, positions, net_worth, now=now)
     return report
 
 
-def _returns_and_risk(
-    report: PerformanceReport, series: list[tuple[datetime, Decimal]], *, now: datetime
+def _period_returns(
+    report: PerformanceReport,
+    portfolio: Portfolio,
+    at_period: Sequence[SnapshotPoint | None],
+    first: SnapshotPoint | None,
+    growth_now: Decimal,
 ) -> None:
-    if len(series) < 2 or report.snapshot_points < 2:
+    found = iter(at_period)
+    for key, label in RETURN_PERIODS:
+        period = RANGES[key]
+        if period.window is None:
+            start, from_opening = _opening(portfolio), True
+        else:
+            start, from_opening = _start_point(
+                portfolio, report.now - period.window, next(found), first
+            )
+        report.periods.append(
+            PeriodReturn(
+                key=key,
+                label=label,
+                description=period.description,
+                return_pct=_pct(change(start.growth, growth_now)),
+                start_at=start.at,
+                from_opening=from_opening,
+            )
+        )
+
+
+class _Point(NamedTuple):
+    at: datetime
+    net_worth: float
+    growth: float
+
+
+def _portfolio_series(
+    portfolio: Portfolio,
+    times: Sequence[datetime],
+    at_time: Sequence[SnapshotPoint | None],
+    first: SnapshotPoint | None,
+    *,
+    net_worth: Decimal,
+    growth: Decimal,
+) -> list[_Point]:
+    """The portfolio at each chart time, from the range's start to the live figures. A
+    time before any snapshot is left out; the start is the period start (see
+    `_start_point`), drawn where it was recorded when that is later."""
+    start, _ = _start_point(portfolio, times[0], at_time[0], first)
+    start_at = max(times[0], start.at)
+    series = [_Point(start_at, float(start.net_worth), float(start.growth))]
+    for moment, point in zip(times[1:-1], at_time[1:-1], strict=True):
+        if point is not None and moment > start_at:
+            series.append(_Point(moment, float(point.net_worth), float(point.growth)))
+    if times[-1] > start_at:
+        series.append(_Point(times[-1], float(net_worth), float(growth)))
+    return series
+
+
+class _Change(NamedTuple):
+    at: datetime
+    change_pct: float
+
+
+def _level_line(times: Sequence[datetime], levels: Sequence[Level | None]) -> list[_Change]:
+    """A price or index level at each chart time, as % change from its first one (the
+    level at the range's start, or its first level when it began later)."""
+    known = [(moment, level.close) for moment, level in zip(times, levels, strict=True) if level]
+    if not known or known[0][1] <= 0:
+        return []
+    base = known[0][1]
+    return [_Change(moment, (value / base - 1) * 100) for moment, value in known]
+
+
+def _charts(
+    report: PerformanceReport,
+    series: list[_Point],
+    market: MarketHistory,
+    times: Sequence[datetime],
+) -> None:
+    if len(series) < 2 or report.snapshot_points < 1:
         return
-    values = [float(value) for _, value in series]
-    report.range_start_at, report.range_start_value = series[0]
-    if values[0] > 0:
-        report.range_return_pct = _pct(values[-1] / values[0] - 1)
+    report.range_start_at = series[0].at
+    base_growth = series[0].growth
+    report.range_return_pct = _pct(change(base_growth, series[-1].growth))
+    paid_in = float(report.net_deposits) if report.net_deposits else None
     report.chart = time_chart(
-        [(at, value) for (at, _), value in zip(series, values, strict=True)],
-        reference=float(report.starting_cash) if report.starting_cash else None,
-        y_label=dollars,
+        [(point.at, point.net_worth) for point in series], reference=paid_in, y_label=dollars
     )
-    falls = drawdowns(values)
-    report.drawdown_chart = time_chart(
-        [(at, fall * 100) for (at, _), fall in zip(series, falls, strict=True)],
-        height=140,
-        ceiling=0.0,
-        baseline=0.0,
-        y_label=percent,
+    portfolio_line = [
+        (point.at, (point.growth / base_growth - 1) * 100 if base_growth > 0 else 0.0)
+        for point in series
+    ]
+    index_line = _level_line(times, market.index)
+    lines = [
+        ComparisonLine("portfolio", "Your portfolio", report.range_return_pct, series[0].at),
+        ComparisonLine(
+            "index",
+            INDEX_NAME,
+            index_line[-1].change_pct if index_line else None,
+            index_line[0].at if index_line else None,
+        ),
+    ]
+    report.index_return_pct = lines[1].change_pct
+    others = [[(point.at, point.change_pct) for point in index_line]]
+    if report.compare is not None:
+        stock_line = _level_line(times, market.stock)
+        report.stock_return_pct = stock_line[-1].change_pct if stock_line else None
+        lines.append(
+            ComparisonLine(
+                "stock",
+                report.compare.symbol,
+                report.stock_return_pct,
+                stock_line[0].at if stock_line else None,
+            )
+        )
+        others.append([(point.at, point.change_pct) for point in stock_line])
+    report.comparison_chart = time_chart(
+        portfolio_line, others=others, reference=0.0, y_label=signed_percent
     )
-    worst_fall = max_drawdown(values)
+    drawn = report.comparison_chart.lines if report.comparison_chart else ("",) * len(lines)
+    report.comparison_lines = [
+        ComparisonLine(line.key, line.label, line.change_pct, line.starts_at, points)
+        for line, points in zip(lines, drawn, strict=True)
+    ]
+    if report.detail:
+        falls = drawdowns([point.growth for point in series])
+        report.drawdown_chart = time_chart(
+            [(point.at, fall * 100) for point, fall in zip(series, falls, strict=True)],
+            height=140,
+            ceiling=0.0,
+            baseline=0.0,
+            y_label=percent,
+        )
+
+
+def _risk(report: PerformanceReport, series: list[_Point]) -> None:
+    """Volatility, Sharpe, drawdown and the best and worst step over the range, from the
+    time-weighted growth at each chart time."""
+    if len(series) < 2 or report.snapshot_points < 1:
+        return
+    growth = [point.growth for point in series]
+    worst_fall = max_drawdown(growth)
     if worst_fall is not None:
         report.drawdown_pct = _pct(worst_fall.depth)
         if worst_fall.depth < 0:
-            report.drawdown_peak = series[worst_fall.peak_index]
-            report.drawdown_trough = series[worst_fall.trough_index]
+            report.drawdown_peak_at = series[worst_fall.peak_index].at
+            report.drawdown_trough_at = series[worst_fall.trough_index].at
             if worst_fall.recovery_index is not None:
-                report.drawdown_recovered_at = series[worst_fall.recovery_index][0]
+                report.drawdown_recovered_at = series[worst_fall.recovery_index].at
 
-    returns = simple_returns(values)
+    returns = simple_returns(growth)
     finite = np.isfinite(returns)
     report.returns_count = int(finite.sum())
-    report.per_year = periods_per_year(periods=len(returns), span=series[-1][0] - series[0][0])
+    report.per_year = periods_per_year(periods=len(returns), span=series[-1].at - series[0].at)
     if report.per_year:
         report.volatility_pct = _pct(annualised_volatility(returns, per_year=report.per_year))
-        report.sharpe = sharpe_ratio(returns, per_year=report.per_year)
+        report.sharpe = sharpe_ratio(
+            returns, per_year=report.per_year, risk_free=float(settings.RISK_FREE_RATE)
+        )
     if report.returns_count:
         masked_best = np.where(finite, returns, -np.inf)
         masked_worst = np.where(finite, returns, np.inf)
         best, worst = int(np.argmax(masked_best)), int(np.argmin(masked_worst))
         # A step's return belongs to the point it ends at.
-        report.best = Period(float(returns[best]) * 100, series[best + 1][0])
-        report.worst = Period(float(returns[worst]) * 100, series[worst + 1][0])
-
-
-def _benchmark(
-    report: PerformanceReport, market: list[tuple[date, float]], *, opened: datetime
-) -> None:
-    # A trading date counts when its daily bar starts inside the range (bars start at
-    # midnight UTC of their date).
-    in_range = [value for day, value in market if day >= _bar_date_from(report.since)]
-    since_open = [value for day, value in market if day >= _bar_date_from(opened)]
-    report.market_days = len(in_range)
-    if in_range:
-        report.market_range_return_pct = _pct(compound(in_range))
-    if since_open:
-        report.market_total_return_pct = _pct(compound(since_open))
-
-
-def _bar_date_from(moment: datetime) -> date:
-    """The first trading date whose daily bar starts at or after `moment`."""
-    moment = moment.astimezone(UTC)
-    day = moment.date()
-    return day if moment.time() == datetime.min.time() else day + timedelta(days=1)
+        report.best = Period(float(returns[best]) * 100, series[best + 1].at)
+        report.worst = Period(float(returns[worst]) * 100, series[worst + 1].at)
 
 
 def _beta(
     report: PerformanceReport,
-    portfolio: Portfolio,
-    market: list[tuple[date, float]],
+    closes: Sequence[SnapshotPoint],
+    index_closes: Mapping[date, float],
     *,
     now: datetime,
 ) -> None:
     """Beta from daily returns over the last 90 days, whatever the chart's range: a
-    shorter range would never hold ten daily returns. A day runs to the market's close
-    (market.sessions), so each portfolio day lines up with the day's bar."""
-    if len(market) < MIN_BETA_RETURNS:
-        return
-    close = session_close_origin()
-    closes = net_worth_buckets(
-        portfolio, since=now - BETA_WINDOW, step=timedelta(days=1), origin=close
-    )
-    days = [session_date(at) for _, at, _ in closes]
-    returns = simple_returns([float(value) for _, _, value in closes])
-    market_by_day = dict(market)
-    paired = [
-        (portfolio_return, market_by_day[day])
-        for day, portfolio_return in zip(days[1:], returns, strict=True)
-        if day in market_by_day and math.isfinite(portfolio_return)
-    ]
-    report.beta_returns = len(paired)
-    if paired:
-        report.beta = beta([p for p, _ in paired], [m for _, m in paired])
-
-
-def session_close_origin() -> datetime:
-    """A past market close, for daily buckets that end at the close."""
-    close = settings.SESSION_CLOSE_UTC
-    return BUCKET_ORIGIN.replace(hour=close.hour, minute=close.minute, second=close.second)
+    shorter range would never hold ten daily returns. The portfolio's day is its
+    session-close snapshot's growth, the Composite's its daily bar's close."""
+    window_start = close_date(now - BETA_WINDOW)
+    growth_by_day = {
+        close_date(point.at): float(point.growth)
+        for point in closes
+        if close_date(point.at) >= window_start
+    }
+    index_by_day = {day: level for day, level in index_closes.items() if day >= window_start}
+    ours, theirs = paired_returns(growth_by_day, index_by_day)
+    report.beta_returns = len(ours)
+    report.beta = beta(ours, theirs)
 
 
 def _concentration(

@@ -1,4 +1,4 @@
-"""Portfolio pages: dashboard, holdings, statement, watchlist, leaderboard, profiles."""
+"""Portfolio pages: holdings and performance, the statement, the watchlist."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from itertools import islice
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -22,6 +23,7 @@ from django.utils.cache import patch_vary_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
+from market.models import Stock
 from portfolio import analytics, selectors, services
 from portfolio.errors import DuplicateEntry, PortfolioError
 from portfolio.forms import WatchForm
@@ -32,6 +34,10 @@ logger = logging.getLogger(__name__)
 TOP_HOLDINGS = 5
 LEADERBOARD_PAGE_SIZE = 25
 STATEMENT_BATCH_ROWS = 500
+# The performance section: the element htmx swaps (range tabs, the compare form) and
+# the partial that fills it on both pages.
+PERFORMANCE_TARGET = "performance"
+PERFORMANCE_PARTIAL = "portfolio/partials/performance_section.html#section"
 
 
 def _own_portfolio(request: HttpRequest) -> Portfolio | None:
@@ -70,67 +76,151 @@ def _wallet_from(portfolio: Portfolio, summary: selectors.PortfolioSummary) -> s
     )
 
 
+class PerformanceQuery(forms.Form):
+    """The performance section's query string: a chart range and a stock to compare."""
+
+    range = forms.ChoiceField(
+        choices=[(key, choice.label) for key, choice in analytics.RANGES.items()],
+        required=False,
+        error_messages={
+            "invalid_choice": "Unknown range. Choose one of "
+            + ", ".join(choice.label for choice in analytics.RANGES.values())
+            + "."
+        },
+    )
+    compare = forms.CharField(
+        max_length=12,
+        required=False,
+        strip=True,
+        error_messages={"max_length": "A stock symbol has at most 12 characters."},
+    )
+
+    def clean_compare(self) -> Stock | None:
+        symbol = self.cleaned_data["compare"].upper()
+        if not symbol:
+            return None
+        stock = Stock.objects.filter(symbol=symbol).first()
+        if stock is None:
+            raise forms.ValidationError(f"There is no stock with the symbol {symbol}.")
+        if not stock.is_listed:
+            raise forms.ValidationError(
+                f"{symbol} is delisted: choose a listed stock to compare with."
+            )
+        return stock
+
+
+def _performance_context(
+    request: HttpRequest,
+    portfolio: Portfolio,
+    positions: list[Position],
+    summary: selectors.PortfolioSummary,
+    *,
+    detail: bool,
+) -> tuple[dict[str, Any], int]:
+    """The performance section's context and the status to answer with: 400 when the
+    range or the compared stock is refused, showing the default range or no comparison
+    with the message, so the player sees why."""
+    query = PerformanceQuery(request.GET)
+    query.is_valid()
+    range_key = query.cleaned_data.get("range") or analytics.DEFAULT_RANGE
+    compare = query.cleaned_data.get("compare")
+    errors = [
+        f"{message} Showing {analytics.RANGES[range_key].label}."
+        for message in query.errors.get("range", [])
+    ]
+    errors += [
+        f"{message} Showing the chart without it." for message in query.errors.get("compare", [])
+    ]
+    held = [position for position in positions if position.quantity > 0]
+    report = analytics.performance_report(
+        portfolio,
+        range_key=range_key,
+        positions=held,
+        net_worth=summary.net_worth,
+        compare=compare,
+        detail=detail,
+    )
+    context = {
+        "report": report,
+        "ranges": analytics.RANGES.values(),
+        "performance_errors": errors,
+        "performance_url": request.path,
+        # What the player typed stays in the box, even when it was refused.
+        "compare_symbol": (request.GET.get("compare") or "").strip().upper()[:12],
+        "held_symbols": sorted(position.stock.symbol for position in held),
+    }
+    return context, 400 if errors else 200
+
+
+def _wants_performance_fragment(request: HttpRequest) -> bool:
+    # A history restore (back button after the cache was dropped) needs the whole page.
+    return bool(
+        request.htmx
+        and not request.htmx.history_restore_request
+        and request.htmx.target == PERFORMANCE_TARGET
+    )
+
+
+def _vary(response: HttpResponse) -> HttpResponse:
+    # The same URL answers with a fragment or a page: keep the browser's cache apart.
+    patch_vary_headers(response, ["HX-Request", "HX-Target"])
+    return response
+
+
 @require_GET
 @login_required
 def portfolio_detail(request: HttpRequest) -> HttpResponse:
+    """Holdings, P&L, allocation and the performance section. The live re-fetch
+    (static/js/live.js, on every fill and while the socket is down) and htmx's holdings
+    refresh only read the holdings, so they skip the performance queries."""
     portfolio = _own_portfolio(request)
     if portfolio is None:
         return render(request, "portfolio/portfolio.html", {"portfolio": None})
     positions = list(selectors.portfolio_positions(portfolio, include_closed=True))
     summary = selectors.portfolio_summary(portfolio, positions)
-    context = {
+    pnl = analytics.position_pnl(positions, net_worth=summary.net_worth)
+    context: dict[str, Any] = {
         "portfolio": portfolio,
         "summary": summary,
         "wallet": _wallet_from(portfolio, summary),
         "positions": [position for position in positions if position.quantity > 0],
-        "closed_positions": [
-            position for position in positions if position.quantity == 0 and position.realized_pnl
-        ],
+        "position_pnl": pnl,
+        "sector_pnl": analytics.sector_pnl(pnl, net_worth=summary.net_worth),
         "allocation": selectors.sector_allocation(positions, cash=portfolio.cash),
     }
-    # After a websocket reconnect the page re-fetches its live part.
-    template = "portfolio/portfolio.html#holdings" if request.htmx else "portfolio/portfolio.html"
-    return render(request, template, context)
+    fragment = _wants_performance_fragment(request)
+    if request.htmx and not request.htmx.history_restore_request and not fragment:
+        # After a websocket reconnect the page re-fetches its live part.
+        return _vary(render(request, "portfolio/portfolio.html#holdings", context))
+    status = 200
+    if request.headers.get("X-Live-Refresh") != "1":
+        extra, status = _performance_context(request, portfolio, positions, summary, detail=False)
+        context.update(extra)
+    template = PERFORMANCE_PARTIAL if fragment else "portfolio/portfolio.html"
+    return _vary(render(request, template, context, status=status))
 
 
 @require_GET
 @login_required
 def performance(request: HttpRequest) -> HttpResponse:
-    """Performance and risk of the player's own portfolio over a range (1D/1W/1M/ALL).
+    """The deeper risk page: the same performance section as /portfolio/ plus the
+    drawdown chart, the best and worst steps and each holding's share of the risk.
     There is no portfolio id in the URL: it only ever shows the requester's."""
     portfolio = _own_portfolio(request)
     if portfolio is None:
         return render(request, "portfolio/performance.html", {"portfolio": None})
-    range_key = request.GET.get("range", analytics.DEFAULT_RANGE)
-    range_error = None
-    if range_key not in analytics.RANGES:
-        range_error = (
-            f"Unknown range. Choose one of {', '.join(r.label for r in analytics.RANGES.values())}."
-        )
-        range_key = analytics.DEFAULT_RANGE
     positions = list(selectors.portfolio_positions(portfolio, include_closed=True))
     summary = selectors.portfolio_summary(portfolio, positions)
-    report = analytics.performance_report(
-        portfolio,
-        range_key=range_key,
-        positions=[position for position in positions if position.quantity > 0],
-        net_worth=summary.net_worth,
+    context, status = _performance_context(request, portfolio, positions, summary, detail=True)
+    context.update(
+        {"portfolio": portfolio, "summary": summary, "wallet": _wallet_from(portfolio, summary)}
     )
-    context = {
-        "portfolio": portfolio,
-        "summary": summary,
-        "wallet": _wallet_from(portfolio, summary),
-        "report": report,
-        "ranges": analytics.RANGES.values(),
-        "range_error": range_error,
-    }
-    # A history restore (back button after the cache was dropped) needs the whole page.
-    partial = request.htmx and not request.htmx.history_restore_request
-    template = "portfolio/performance.html#report" if partial else "portfolio/performance.html"
-    response = render(request, template, context, status=400 if range_error else 200)
-    # The same URL answers with a fragment or a page: keep the browser's cache apart.
-    patch_vary_headers(response, ["HX-Request"])
-    return response
+    template = (
+        PERFORMANCE_PARTIAL
+        if _wants_performance_fragment(request)
+        else "portfolio/performance.html"
+    )
+    return _vary(render(request, template, context, status=status))
 
 
 @require_POST
