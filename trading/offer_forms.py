@@ -106,11 +106,15 @@ class OfferForm(_Terms):
         handle = self.cleaned_data["to"].strip().lstrip("@").lower()
         if not handle:
             return ""
-        self.addressee = player_by_handle(handle)
-        if self.addressee is None:
-            raise forms.ValidationError(f"No player can trade as @{handle}.")
-        if self.user is not None and self.addressee.pk == self.user.pk:
+        if self.user is not None and handle == self.user.handle.lower():
             raise forms.ValidationError("You can't make an offer to yourself.")
+        self.addressee = player_by_handle(handle, by=self.user)
+        if self.addressee is None:
+            raise forms.ValidationError(
+                f"No player can trade as @{handle}. Offers go to players with a public "
+                "profile or to players you have dealt with; anyone can take an offer "
+                "open to all."
+            )
         return handle
 
     def make_kwargs(self) -> dict[str, Any]:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
-from trading.models import OFFER_LIVE_STATUSES, TradeOffer
+from trading.models import OFFER_LIVE_STATUSES, OfferTake, TradeOffer
 
 
 def _offers() -> QuerySet[TradeOffer]:
@@ -54,15 +54,32 @@ def incoming_live_count(*, user: Any) -> int:
     ).count()
 
 
-def player_by_handle(handle: str) -> Any | None:
-    """The player with this handle ("@" optional, any case), if they can trade."""
+def player_by_handle(handle: str, *, by: Any = None) -> Any | None:
+    """The player with this handle ("@" optional, any case) whom `by` may address an
+    offer to: one who can trade and either shows a public profile or has already dealt
+    with `by` (an offer between them, either way). Anyone else reads as unknown, so the
+    offer form cannot be used to find out which handles belong to private players."""
     handle = (handle or "").strip().lstrip("@").lower()
     if not handle:
         return None
+    known = Q(public_profile=True)
+    if by is not None and getattr(by, "pk", None) is not None:
+        dealt = TradeOffer.objects.filter(
+            Q(maker__owner=OuterRef("pk"), addressee=by)
+            | Q(maker__owner=by, addressee=OuterRef("pk"))
+        )
+        taken = OfferTake.objects.filter(
+            Q(seller=OuterRef("pk"), buyer=by) | Q(seller=by, buyer=OuterRef("pk"))
+        )
+        known |= Q(Exists(dealt)) | Q(Exists(taken))
     return (
         get_user_model()
         .objects.filter(
-            handle=handle, is_active=True, deleted_at__isnull=True, suspended_at__isnull=True
+            known,
+            handle=handle,
+            is_active=True,
+            deleted_at__isnull=True,
+            suspended_at__isnull=True,
         )
         .first()
     )

@@ -52,7 +52,9 @@ def watch_for_errors(page, errors: list[str]) -> None:
 def test_a_sell_offer_is_made_to_one_player_who_accepts_part_of_it(browser_page, live_server):
     stock = StockFactory(symbol="AAPL", last_price=Decimal("100.0000"))
     maker_user = User.objects.create_user("offer_mia", "mia@example.com", PASSWORD)
-    taker_user = User.objects.create_user("offer_tom", "tom@example.com", PASSWORD)
+    taker_user = User.objects.create_user(
+        "offer_tom", "tom@example.com", PASSWORD, public_profile=True
+    )
     maker = portfolio_open(owner=maker_user)
     taker = portfolio_open(owner=taker_user)
     settle(maker, stock, "buy", 20, "100", fee="0", key="grant-mia")  # 20 AAPL at $100

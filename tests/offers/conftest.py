@@ -40,7 +40,8 @@ def maker(make_portfolio) -> Portfolio:
 
 @pytest.fixture
 def taker(make_portfolio) -> Portfolio:
-    return make_portfolio(handle="taker")
+    # Public, so the maker may address offers to them by handle.
+    return make_portfolio(handle="taker", public_profile=True)
 
 
 @pytest.fixture

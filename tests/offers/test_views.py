@@ -320,3 +320,20 @@ def test_the_board_is_paginated_with_a_fixed_number_of_queries(
         first = client.get("/offers/?tab=board")
     assert first.status_code == 200 and b"Page 1 of 2" in first.content
     assert client.get("/offers/?tab=board&page=2").content.count(b"<tr>") == 1 + 5
+
+
+def test_a_private_player_reads_as_unknown_until_the_two_have_dealt(
+    client, maker, taker, third, stock
+):
+    """The offer form must not tell private handles from unknown ones; a player who has
+    already dealt with you (an offer either way) can be addressed by handle."""
+    grant_shares(maker, stock, 10)
+    login(client, maker)
+    unknown = client.post("/offers/new/", offer_data(to="nobody_here"))
+    private = client.post("/offers/new/", offer_data(to="third"))
+    assert unknown.status_code == private.status_code == 400
+    refusal = b"No player can trade as @%s. Offers go to players with a public profile"
+    assert refusal % b"nobody_here" in unknown.content
+    assert refusal % b"third" in private.content
+    make(third, stock, side="buy", quantity=1, addressee=maker.owner)
+    assert client.post("/offers/new/", offer_data(to="third")).status_code == 200
