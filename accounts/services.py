@@ -107,8 +107,17 @@ def user_signup(*, handle: str, email: str, password: str, display_name: str = "
 
 
 def user_profile_update(
-    *, user: User, display_name: str, email: str, public_profile: bool, time_zone: str
+    *,
+    user: User,
+    display_name: str,
+    email: str,
+    public_profile: bool,
+    time_zone: str,
+    profile_show_shares: bool | None = None,
+    profile_show_trades: bool | None = None,
 ) -> User:
+    """Save the settings page's profile card. The two sharing choices (what a public
+    profile shows besides weights) are left as they are when not given."""
     email = _clean_email(email)
     time_zone = _clean_time_zone(time_zone)
     _ensure_email_free(email, except_user=user)
@@ -116,9 +125,16 @@ def user_profile_update(
     user.email = email
     user.public_profile = public_profile
     user.time_zone = time_zone
+    fields = ["display_name", "email", "public_profile", "time_zone"]
+    if profile_show_shares is not None:
+        user.profile_show_shares = profile_show_shares
+        fields.append("profile_show_shares")
+    if profile_show_trades is not None:
+        user.profile_show_trades = profile_show_trades
+        fields.append("profile_show_trades")
     try:
         with transaction.atomic():
-            user.save(update_fields=["display_name", "email", "public_profile", "time_zone"])
+            user.save(update_fields=fields)
     except IntegrityError as error:
         user.refresh_from_db()
         mapped = _error_for_unique_violation(error)

@@ -21,7 +21,6 @@ from django_ratelimit.decorators import ratelimit
 from accounts import errors, selectors, services
 from accounts.backends import axes_username
 from accounts.forms import DeleteAccountForm, LoginForm, ProfileForm, SignupForm
-from accounts.profile_settings import profile_settings_save
 
 # The backend named when we log a player in ourselves (after sign-up).
 LOGIN_BACKEND = "accounts.backends.HandleOrEmailBackend"
@@ -178,7 +177,7 @@ def settings_page(request: HttpRequest) -> HttpResponse:
     form = ProfileForm(request.POST)
     if form.is_valid():
         try:
-            profile_settings_save(user=request.user, **form.cleaned_data)
+            services.user_profile_update(user=request.user, **form.cleaned_data)
         except errors.AccountsError as error:
             _show_error(form, error)
         else:
