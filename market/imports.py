@@ -20,7 +20,7 @@ from django.db import transaction
 
 from market.errors import ImportFileInvalid
 from market.models import Sector, Stock
-from market.services import bars_write, quote_set_from_bars
+from market.services import bars_write, index_rebuild, quote_set_from_bars
 from market.sessions import day_bar_start
 
 PRICE_STEP = Decimal("0.0001")
@@ -165,7 +165,8 @@ def _price(row: dict[str, str], column: str) -> Decimal:
 def prices_import(
     *, path: Path, symbol: str | None = None, progress: Progress = _no_progress
 ) -> PricesImported:
-    """Import one stock's daily bars from a Yahoo or Stooq CSV (detected from the header)."""
+    """Import one stock's daily bars from a Yahoo or Stooq CSV (detected from the header),
+    then rebuild the Bullpen Composite from the file's first day."""
     symbol = (symbol or symbol_from_filename(path)).upper()
     stock = Stock.objects.filter(symbol=symbol).only("id").first()
     if stock is None:
@@ -213,4 +214,7 @@ def prices_import(
     with transaction.atomic():
         inserted, updated = bars_write(rows=[bars[day] for day in sorted(bars)], replace=True)
         quote_set_from_bars(stock_ids=[stock.id])
+        # In the same transaction: the Composite never shows levels of history that is
+        # not there. From the file's first day on; the levels before it do not change.
+        index_rebuild(since=day_bar_start(min(bars)), progress=progress)
     return PricesImported(symbol, layout, count, inserted, updated, min(bars), max(bars))

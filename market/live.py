@@ -20,6 +20,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -31,6 +32,7 @@ from django.template import Context
 from django.template.loader import get_template
 
 from market.groups import market_group, market_redis
+from market.selectors import IndexQuote, index_quote, index_quote_cached
 from market.ticks import TickResult
 
 logger = logging.getLogger(__name__)
@@ -40,13 +42,23 @@ TICK_EVENT = "market.tick"
 
 # A page kind and the template partial holding the out-of-band spans of one symbol
 # on that kind of page. A page subscribes to symbols per view (see static/js/live.js).
-VIEWS: dict[str, str] = {
+STOCK_VIEWS: dict[str, str] = {
     # Market table, dashboard movers: price, change, change %.
     "quote": "market/partials/quote.html#push_quote",
     # The stock page: the above, the day range and the chart's newest point.
     "stock": "market/partials/quote.html#push_stock",
     # The watchlist.
     "watch": "portfolio/partials/live_spans.html#push_watch",
+}
+# The Bullpen Composite's panel on /market/. Its page subscribes to the view with no
+# symbols; the index rides in each tick's quotes under INDEX_KEY, which no stock can
+# have (Stock.symbol allows A-Z, 0-9, "." and "-").
+INDEX_VIEW = "index"
+INDEX_KEY = "^BPX"
+# Every view a page may subscribe to (market/consumers.py checks against it).
+VIEWS: dict[str, str] = {
+    **STOCK_VIEWS,
+    INDEX_VIEW: "market/partials/composite.html#push_index",
 }
 
 _QUOTE_FIELDS = ("price", "previous_price", "change", "change_pct", "day_high", "day_low")
@@ -64,6 +76,32 @@ def tick_quotes_payload(result: TickResult) -> dict[str, list[Any]]:
         + [tick.volume, tick.stock_id]
         for tick in result.ticks
     }
+
+
+def index_quote_payload(quote: IndexQuote) -> list[Any]:
+    """The Composite's figures for the tick's quotes; Decimals as strings."""
+    return [
+        str(quote.level),
+        "" if quote.previous_close is None else str(quote.previous_close),
+        str(quote.change),
+        str(quote.change_pct),
+        int(quote.as_of.timestamp()),
+        quote.intraday,
+        quote.constituents,
+    ]
+
+
+def pushed_index(key: str, payload: list[Any]) -> IndexQuote:
+    """The IndexQuote the page renders, rebuilt from index_quote_payload."""
+    return IndexQuote(
+        level=Decimal(payload[0]),
+        previous_close=Decimal(payload[1]) if payload[1] else None,
+        change=Decimal(payload[2]),
+        change_pct=Decimal(payload[3]),
+        as_of=datetime.fromtimestamp(payload[4], tz=UTC),
+        intraday=bool(payload[5]),
+        constituents=int(payload[6]),
+    )
 
 
 # The players portfolio.live sent a wallet to for a tick (it runs first, in this worker
@@ -97,9 +135,17 @@ def on_tick(result: TickResult) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
+    quotes = tick_quotes_payload(result)
+    # The tick stored the index's new quote just before the hooks (market.services);
+    # the database answers only if the cache lost it.
+    found, composite = index_quote_cached()
+    if not found:
+        composite = index_quote()
+    if composite is not None:
+        quotes[INDEX_KEY] = index_quote_payload(composite)
     market_redis().set(
         TICK_QUOTES_KEY.format(slot=result.slot),
-        json.dumps(tick_quotes_payload(result), separators=(",", ":")),
+        json.dumps(quotes, separators=(",", ":")),
         ex=TICK_QUOTES_TTL_SECONDS,
     )
     async_to_sync(layer.group_send)(market_group(), tick_event(result))
@@ -228,6 +274,9 @@ def tick_fragments(
     template_name = VIEWS.get(view)
     if template_name is None:
         return []
+    name, build = "stock", PushedStock
+    if view == INDEX_VIEW:
+        name, build, symbols = "index", pushed_index, (INDEX_KEY,)
     fragments = _cache.for_slot(event["slot"])
     template = None
     out: list[str] = []
@@ -242,7 +291,7 @@ def tick_fragments(
                 # The engine's Template behind the backend wrapper: it renders a Context.
                 template = get_template(template_name).template
                 context = _cache.context(view, event["at"])
-            with context.push(stock=PushedStock(symbol, quote)):
+            with context.push({name: build(symbol, quote)}):
                 html = template.render(context).strip()
             fragments[key] = html
             _cache.renders += 1

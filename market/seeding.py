@@ -14,7 +14,7 @@ from django.db import transaction
 
 from market.models import Sector, Stock
 from market.providers.base import Bar, GeneratedEvent, Listing
-from market.services import BarRow, bars_write, quote_set_from_bars
+from market.services import BarRow, bars_write, index_rebuild, quote_set_from_bars
 from market.sessions import day_bar_start, session_date, session_start
 
 # Industries and name stems per sector; a company is a stem plus a suffix.
@@ -332,4 +332,7 @@ def history_seed(
         events_record(generated=recent, at=session_start(now))
         progress(f"  {len(recent)} news items from the last {NEWS_WINDOW.days} days recorded.")
     quoted = quote_set_from_bars(stock_ids=list(stock_ids.values()))
+    if daily_inserted or minute_inserted:
+        # New history changes every level after it; a run that wrote nothing keeps them.
+        index_rebuild(progress=progress)
     return HistorySeeded(daily_inserted, minute_inserted, quoted)

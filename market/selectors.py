@@ -5,15 +5,17 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
+from django.core.cache import cache
 from django.db import connection
 from django.db.models import Avg, Count, Max, Min, Q, QuerySet, Sum
 
 from market.charts import heat_tiles, sparkline_points
 from market.errors import ChartRangeUnknown
-from market.models import EventScope, MarketEvent, PriceBar, Resolution, Sector, Stock
+from market.models import EventScope, IndexBar, MarketEvent, PriceBar, Resolution, Sector, Stock
+from market.sessions import day_bar_start, session_date
 
 # Column name in the URL -> model field. Every column of the market table sorts.
 SORT_FIELDS = {
@@ -265,3 +267,202 @@ def year_range(*, stock: Stock, now: datetime) -> YearRange:
     lows = [value for value in (found["low"], stock.day_low) if value]
     highs = [value for value in (found["high"], stock.day_high) if value]
     return YearRange(low=min(lows) if lows else None, high=max(highs) if highs else None)
+
+
+# --- the Bullpen Composite -----------------------------------------------------------
+
+INDEX_NAME = "Bullpen Composite"
+INDEX_SYMBOL = "BPX"
+
+
+@dataclass(frozen=True, slots=True)
+class IndexQuote:
+    level: Decimal
+    previous_close: Decimal | None  # the previous session's close; None on the first day
+    change: Decimal
+    change_pct: Decimal
+    as_of: datetime  # the start of the newest minute bar, or the newest day's date
+    intraday: bool  # as_of is a minute (else a trading date)
+    constituents: int
+
+    @property
+    def is_up(self) -> bool:
+        return self.change > 0
+
+    @property
+    def is_down(self) -> bool:
+        return self.change < 0
+
+    @property
+    def trading_date(self) -> date:
+        """The trading date of the level (a daily bar starts at midnight UTC of it)."""
+        return session_date(self.as_of) if self.intraday else self.as_of.astimezone(UTC).date()
+
+
+def index_quote_make(
+    *,
+    level: Decimal,
+    previous_close: Decimal | None,
+    as_of: datetime,
+    intraday: bool,
+    constituents: int,
+) -> IndexQuote:
+    """An IndexQuote with its change against `previous_close` (none on the first day)."""
+    change = level - previous_close if previous_close else Decimal("0")
+    change_pct = (
+        (change * 100 / previous_close).quantize(Decimal("0.01"), ROUND_HALF_UP)
+        if previous_close
+        else Decimal("0")
+    )
+    return IndexQuote(
+        level=level,
+        previous_close=previous_close,
+        change=change,
+        change_pct=change_pct,
+        as_of=as_of,
+        intraday=intraday,
+        constituents=constituents,
+    )
+
+
+# The newest minute bar and the two newest daily bars, in one query.
+_INDEX_QUOTE_SQL = """
+(SELECT resolution, start, close, constituents FROM market_indexbar
+ WHERE resolution = '1m' ORDER BY start DESC LIMIT 1)
+UNION ALL
+(SELECT resolution, start, close, constituents FROM market_indexbar
+ WHERE resolution = '1d' ORDER BY start DESC LIMIT 2)
+"""
+
+
+def index_quote() -> IndexQuote | None:
+    """The Composite's level now, and its change against the previous session's close,
+    from the database. None while the index has no bars."""
+    with connection.cursor() as cursor:
+        cursor.execute(_INDEX_QUOTE_SQL)
+        rows = cursor.fetchall()
+    minute = next((row for row in rows if row[0] == Resolution.MINUTE), None)
+    days = [row for row in rows if row[0] == Resolution.DAY]
+    if minute is None and not days:
+        return None
+    # The minute bar is the level unless daily history is newer (an import of days the
+    # ticks have not reached).
+    if minute is not None and (not days or day_bar_start(session_date(minute[1])) >= days[0][1]):
+        _, as_of, level, constituents = minute
+        session_bar = day_bar_start(session_date(as_of))
+        intraday = True
+    else:
+        _, as_of, level, constituents = days[0]
+        session_bar = as_of
+        intraday = False
+    return index_quote_make(
+        level=level,
+        previous_close=next((row[2] for row in days if row[1] < session_bar), None),
+        as_of=as_of,
+        intraday=intraday,
+        constituents=constituents,
+    )
+
+
+# The quote as the last writer of the index left it: every tick and every rebuild
+# store it after their commit, so the pages read it with no query (/market/ has none to
+# spare). A miss (Redis flushed or restarted) is answered by index_quote_refresh.
+INDEX_QUOTE_CACHE_KEY = "market:index-quote"
+INDEX_QUOTE_CACHE_SECONDS = 600
+
+
+def index_quote_cached() -> tuple[bool, IndexQuote | None]:
+    """(found, quote): found is False on a cache miss; the quote is None while the
+    index has no bars."""
+    found = cache.get(INDEX_QUOTE_CACHE_KEY, _MISSING)
+    if found is _MISSING:
+        return False, None
+    return True, found
+
+
+def index_quote_remember(quote: IndexQuote | None) -> None:
+    cache.set(INDEX_QUOTE_CACHE_KEY, quote, INDEX_QUOTE_CACHE_SECONDS)
+
+
+def index_quote_refresh() -> IndexQuote | None:
+    """The quote from the database, stored for the next readers."""
+    quote = index_quote()
+    index_quote_remember(quote)
+    return quote
+
+
+_MISSING = object()
+
+
+# As CHART_RANGES, with "all" in place of 5Y: its bucket grows with the history, so a
+# new market shows days and an imported decade shows four-week steps.
+INDEX_RANGES = {
+    "1d": CHART_RANGES["1d"],
+    "1w": CHART_RANGES["1w"],
+    "1m": CHART_RANGES["1m"],
+    "1y": CHART_RANGES["1y"],
+    "all": ChartRange(Resolution.DAY, timedelta(0), timedelta(days=1)),
+}
+# (history longer than, bucket) for "all", longest first.
+_ALL_BUCKETS = (
+    (timedelta(days=10 * 366), timedelta(days=28)),
+    (timedelta(days=2 * 366), timedelta(days=7)),
+)
+
+_INDEX_SERIES_SQL = """
+SELECT extract(epoch FROM date_bin(%(bucket)s, start, TIMESTAMPTZ '2000-01-03 00:00+00'))::bigint AS t,
+       (array_agg(open ORDER BY start))[1], max(high), min(low),
+       (array_agg(close ORDER BY start DESC))[1]
+FROM market_indexbar
+WHERE resolution = %(resolution)s AND start >= %(since)s
+GROUP BY 1
+ORDER BY 1
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class IndexSeries:
+    range_name: str
+    bucket: timedelta
+    points: list[tuple[int, Decimal, Decimal, Decimal, Decimal]]  # epoch, open, high, low, close
+
+
+def index_series(range_name: str) -> IndexSeries:
+    """The Composite's chart for a range, grouped in SQL like `chart_series`, ending at
+    its newest bar."""
+    chart_range = INDEX_RANGES.get(range_name)
+    if chart_range is None:
+        raise ChartRangeUnknown(
+            f"Unknown range {range_name!r}; use one of {', '.join(INDEX_RANGES)}."
+        )
+    bounds = IndexBar.objects.filter(resolution=chart_range.resolution).aggregate(
+        oldest=Min("start"), newest=Max("start")
+    )
+    if bounds["newest"] is None:
+        return IndexSeries(range_name, chart_range.bucket, [])
+    bucket = chart_range.bucket
+    if chart_range.window:
+        # As chart_series: a range bound that excludes the bar a window ago.
+        since = bounds["newest"] - chart_range.window + timedelta(microseconds=1)
+    else:
+        since = bounds["oldest"]
+        span = bounds["newest"] - since
+        bucket = next((size for longer, size in _ALL_BUCKETS if span > longer), bucket)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _INDEX_SERIES_SQL,
+            {"resolution": chart_range.resolution, "since": since, "bucket": bucket},
+        )
+        points = cursor.fetchall()
+    return IndexSeries(range_name, bucket, points)
+
+
+def index_daily_closes(*, since: date) -> list[tuple[date, Decimal]]:
+    """The Composite's close of every trading date from `since` on, oldest first (for
+    comparing a portfolio with the market)."""
+    rows = (
+        IndexBar.objects.filter(resolution=Resolution.DAY, start__gte=day_bar_start(since))
+        .order_by("start")
+        .values_list("start", "close")
+    )
+    return [(start.astimezone(UTC).date(), close) for start, close in rows]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -19,8 +19,17 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from market import state
-from market.models import EventScope, EventSource, HistoryCursor, MarketEvent, Resolution, Stock
+from market.models import (
+    EventScope,
+    EventSource,
+    HistoryCursor,
+    IndexBar,
+    MarketEvent,
+    Resolution,
+    Stock,
+)
 from market.providers.base import GeneratedEvent, Listing, ProviderError, Quote
+from market.selectors import IndexQuote, index_quote, index_quote_make, index_quote_remember
 from market.sessions import day_bar_start, session_date, session_start, slot_time
 from market.ticks import StockTick, TickResult
 
@@ -212,12 +221,19 @@ def tick_hooks_call(result: TickResult) -> None:
             logger.exception("tick hook %s failed at slot %s", path, result.slot)
 
 
-def _tick_publish(result: TickResult, stream_ticks: list[tuple[int, Decimal, int]]) -> None:
+def _tick_publish(
+    result: TickResult,
+    stream_ticks: list[tuple[int, Decimal, int]],
+    composite: IndexQuote | None,
+) -> None:
     try:
         state.tick_publish(at=result.at, slot=result.slot, ticks=stream_ticks)
     except Exception:
         # The prices are committed; only this tick's share of the history is lost.
         logger.exception("tick %s could not be appended to the stream", result.slot)
+    if composite is not None:
+        # Before the hooks: the live push reads it from there.
+        index_quote_remember(composite)
     tick_hooks_call(result)
 
 
@@ -245,6 +261,7 @@ def tick_run(*, slot: int) -> TickResult | None:
     volumes = {symbol: max(int(quote.volume), 0) for symbol, quote in batch.quotes.items()}
     with transaction.atomic():
         applied = quotes_apply(quotes=batch.quotes.values(), at=at)
+        composite = index_move(ticks=applied, constituents=len(listings), at=at)
         if shock_event_ids:
             MarketEvent.objects.filter(
                 id__in=shock_event_ids, shock_applied_at__isnull=True
@@ -258,7 +275,7 @@ def tick_run(*, slot: int) -> TickResult | None:
         ticks=[tick for tick in applied if tick.price != tick.previous_price],
         quoted={tick.stock_id: tick.price for tick in applied},
     )
-    transaction.on_commit(lambda: _tick_publish(result, stream_ticks))
+    transaction.on_commit(lambda: _tick_publish(result, stream_ticks, composite))
     return result
 
 
@@ -458,6 +475,229 @@ def quote_set_from_bars(*, stock_ids: Sequence[int]) -> int:
         offset = timedelta(hours=close.hour, minutes=close.minute, seconds=close.second)
         cursor.execute(sql, {"ids": list(stock_ids), "close": offset})
         return cursor.rowcount
+
+
+# --- the Bullpen Composite ------------------------------------------------------------
+
+INDEX_BASE_LEVEL = Decimal("1000")
+INDEX_STEP = Decimal("0.0001")
+
+# One statement per tick: read the previous level (the newest minute bar's close, else
+# the newest daily bar's, else the base), move it by the tick's ratio, upsert the
+# minute and the daily bar, and return the new level with the previous session's close
+# (the quote the pages show). Every read is a backward scan of the (resolution, start)
+# unique index of a small table.
+_INDEX_MOVE_SQL = """
+WITH previous AS (
+    SELECT COALESCE(
+        (SELECT close FROM market_indexbar WHERE resolution = '1m' ORDER BY start DESC LIMIT 1),
+        (SELECT close FROM market_indexbar WHERE resolution = '1d' ORDER BY start DESC LIMIT 1),
+        %(base)s
+    ) AS level
+), moved AS (
+    SELECT GREATEST(round(level * %(ratio)s, 4), %(step)s) AS level FROM previous
+), upserted AS (
+    INSERT INTO market_indexbar AS i (resolution, start, open, high, low, close, constituents)
+    SELECT b.resolution, b.start, m.level, m.level, m.level, m.level, %(constituents)s
+    FROM moved m,
+         (VALUES ('1m', %(minute)s::timestamptz), ('1d', %(day)s::timestamptz))
+         AS b(resolution, start)
+    ON CONFLICT (resolution, start) DO UPDATE SET
+        high = GREATEST(i.high, EXCLUDED.close),
+        low = LEAST(i.low, EXCLUDED.close),
+        close = EXCLUDED.close,
+        constituents = EXCLUDED.constituents
+    RETURNING i.resolution, i.close
+)
+SELECT u.close,
+       (SELECT close FROM market_indexbar
+        WHERE resolution = '1d' AND start < %(day)s ORDER BY start DESC LIMIT 1)
+FROM upserted u
+WHERE u.resolution = '1m'
+"""
+
+
+def index_move(*, ticks: Sequence[StockTick], constituents: int, at: datetime) -> IndexQuote | None:
+    """Move the Bullpen Composite by one tick: the new level is the previous one times
+    1 + the average return of the `constituents` listed, trading stocks, where a stock
+    the tick did not quote counts as a zero return. Being a chain of returns, it never
+    jumps when a stock is listed or delisted. Call it in the tick's transaction, with
+    what `quotes_apply` applied: a redelivered tick applies nothing and moves nothing.
+
+    A stock's first ever quote (no previous price) counts as a zero return. Returns the
+    index's new quote, or None when the tick applied nothing."""
+    if not ticks:
+        return None
+    ratios = [tick.price / tick.previous_price for tick in ticks if tick.previous_price > 0]
+    # A stock listed between the tick's listing read and its quotes still counts once.
+    count = max(constituents, len(ticks))
+    ratio = 1 + (sum(ratios, Decimal("0")) - len(ratios)) / count
+    minute = at.replace(second=0, microsecond=0)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _INDEX_MOVE_SQL,
+            {
+                "base": INDEX_BASE_LEVEL,
+                "ratio": ratio,
+                "step": INDEX_STEP,
+                "constituents": count,
+                "minute": minute,
+                "day": day_bar_start(session_date(at)),
+            },
+        )
+        level, previous_close = cursor.fetchone()
+    return index_quote_make(
+        level=level,
+        previous_close=previous_close,
+        as_of=minute,
+        intraday=True,
+        constituents=count,
+    )
+
+
+# Rebuilding from price history. `bars` reads one resolution of every stock (one index
+# range scan per stock, which keeps the daily rebuild off the minute bars), with each
+# bar's previous bar. A period's move is the average over the stocks that have a bar
+# in it and in the market's previous period (the previous start any stock has), so a
+# stock back from a halt does not bring a week's return into one period. Levels chain
+# as base × exp(Σ ln(ratio)), in numeric. The range is the average of the stocks'
+# ranges: an outer bound of the index's own, which nobody observed.
+_INDEX_MOVES_SQL = """
+WITH bars AS MATERIALIZED (
+    SELECT b.stock_id, b.start, b.open, b.high, b.low, b.close,
+           lag(b.start) OVER w AS prev_start, lag(b.close) OVER w AS prev_close
+    FROM market_stock s
+    CROSS JOIN LATERAL (
+        SELECT p.stock_id, p.start, p.open, p.high, p.low, p.close
+        FROM market_pricebar p
+        WHERE p.stock_id = s.id AND p.resolution = %(resolution)s AND p.start >= %(read_from)s
+    ) AS b
+    WINDOW w AS (PARTITION BY b.stock_id ORDER BY b.start)
+), periods AS (
+    SELECT start, lag(start) OVER (ORDER BY start) AS prev_start
+    FROM (SELECT DISTINCT start FROM bars) AS d
+), moves AS (
+    SELECT q.start, count(*) AS constituents,
+           coalesce(avg(b.open / b.prev_close) FILTER (WHERE b.prev_start = q.prev_start), 1)
+               AS open_ratio,
+           coalesce(avg(b.high / b.prev_close) FILTER (WHERE b.prev_start = q.prev_start), 1)
+               AS high_ratio,
+           coalesce(avg(b.low / b.prev_close) FILTER (WHERE b.prev_start = q.prev_start), 1)
+               AS low_ratio,
+           coalesce(avg(b.close / b.prev_close) FILTER (WHERE b.prev_start = q.prev_start), 1)
+               AS close_ratio
+    FROM bars b JOIN periods q ON q.start = b.start
+    WHERE q.start >= %(write_from)s
+    GROUP BY q.start
+)
+"""
+
+_INDEX_INSERT_SQL = """
+INSERT INTO market_indexbar (resolution, start, open, high, low, close, constituents)
+SELECT %(resolution)s, start,
+       GREATEST(round(before * open_ratio, 4), %(step)s),
+       GREATEST(round(before * GREATEST(high_ratio, open_ratio, close_ratio), 4), %(step)s),
+       GREATEST(round(before * LEAST(low_ratio, open_ratio, close_ratio), 4), %(step)s),
+       GREATEST(round(before * close_ratio, 4), %(step)s),
+       constituents
+FROM chained
+"""
+
+# Daily: one chain from the anchor (the bar before the rebuilt range) or the base.
+_INDEX_DAILY_SQL = (
+    _INDEX_MOVES_SQL  # noqa: S608 (module constants only)
+    + """, chained AS (
+    SELECT m.*, %(base)s * exp(coalesce(sum(ln(close_ratio)) OVER (
+               ORDER BY start ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)) AS before
+    FROM moves m
+)"""
+    + _INDEX_INSERT_SQL
+)
+
+# Minute: one chain per session, starting from the previous session's daily close, so
+# the minute and the daily bars tell the same story (an average of minute returns
+# compounded over a day is not the average of the day's returns; without the anchor
+# the two would drift apart by that difference every day).
+_INDEX_MINUTE_SQL = (
+    _INDEX_MOVES_SQL  # noqa: S608 (module constants only)
+    + """, sessions AS (
+    SELECT m.*, ((m.start AT TIME ZONE 'UTC' + %(shift)s)::date) AS session
+    FROM moves m
+), anchors AS (
+    SELECT d.session, coalesce((
+        SELECT close FROM market_indexbar
+        WHERE resolution = '1d' AND start < d.session::timestamp AT TIME ZONE 'UTC'
+        ORDER BY start DESC LIMIT 1
+    ), %(base)s) AS level
+    FROM (SELECT DISTINCT session FROM sessions) AS d
+), chained AS (
+    SELECT s.*, a.level * exp(coalesce(sum(ln(s.close_ratio)) OVER (
+               PARTITION BY s.session ORDER BY s.start
+               ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)) AS before
+    FROM sessions s JOIN anchors a ON a.session = s.session
+)"""
+    + _INDEX_INSERT_SQL
+)
+
+
+def _index_anchor(resolution: str, before: datetime) -> IndexBar | None:
+    return (
+        IndexBar.objects.filter(resolution=resolution, start__lt=before)
+        .order_by("-start")
+        .only("start", "close")
+        .first()
+    )
+
+
+def _index_rebuild_resolution(*, resolution: str, write_from: datetime | None) -> int:
+    anchor = _index_anchor(resolution, write_from) if write_from is not None else None
+    if anchor is None:
+        # Nothing before the range: rebuild this resolution from its first bar.
+        write_from = None
+    close = settings.SESSION_CLOSE_UTC
+    params = {
+        "resolution": resolution,
+        "read_from": anchor.start if anchor else datetime.min.replace(tzinfo=UTC),
+        "write_from": write_from or datetime.min.replace(tzinfo=UTC),
+        "base": anchor.close if anchor else INDEX_BASE_LEVEL,
+        "step": INDEX_STEP,
+        "shift": timedelta(days=1)
+        - timedelta(hours=close.hour, minutes=close.minute, seconds=close.second),
+    }
+    deleted = IndexBar.objects.filter(resolution=resolution)
+    if write_from is not None:
+        deleted = deleted.filter(start__gte=write_from)
+    deleted.delete()
+    sql = _INDEX_DAILY_SQL if resolution == Resolution.DAY else _INDEX_MINUTE_SQL
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
+
+
+def index_rebuild(
+    *, since: datetime | None = None, progress: Callable[[str], None] = lambda message: None
+) -> int:
+    """Recompute the Composite's bars from the price history, from the session holding
+    `since` onwards (everything when None), so a seeded or imported market has index
+    history; the ticks then continue from the newest rebuilt bar. Daily bars chain the
+    average daily return, minute bars the average minute return within each session,
+    starting from the previous session's daily close. Returns how many bars it wrote.
+
+    The table is locked against writes meanwhile: a tick waits (reads go on) rather
+    than move a level the rebuild is about to replace."""
+    day_from = day_bar_start(session_date(since)) if since is not None else None
+    minute_from = session_start(since) if since is not None else None
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("LOCK TABLE market_indexbar IN EXCLUSIVE MODE")
+        progress("Rebuilding the Bullpen Composite's daily bars…")
+        days = _index_rebuild_resolution(resolution=Resolution.DAY, write_from=day_from)
+        progress(f"  {days} daily bars. Rebuilding its minute bars…")
+        minutes = _index_rebuild_resolution(resolution=Resolution.MINUTE, write_from=minute_from)
+        progress(f"  {minutes} minute bars.")
+        composite = index_quote()
+        transaction.on_commit(lambda: index_quote_remember(composite))
+    return days + minutes
 
 
 # --- moderation ----------------------------------------------------------------------

@@ -11,6 +11,8 @@ SYMBOL = r"(?P<symbol>[A-Za-z0-9.\-]{1,12})"
 urlpatterns = [
     path("market/", views.index, name="index"),
     path("market/sectors/", views.sectors, name="sectors"),
+    path("market/composite/", views.composite, name="composite"),
+    path("market/index.json", views.index_chart_json, name="index_chart"),
     re_path(rf"^stocks/{SYMBOL}/$", views.stock, name="stock"),
     re_path(rf"^stocks/{SYMBOL}/chart\.json$", views.chart_json, name="chart"),
 ]

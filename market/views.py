@@ -1,10 +1,12 @@
-"""The market pages: the stock list, sectors, a stock with its chart, chart data.
+"""The market pages: the stock list with the Bullpen Composite, sectors, a stock with
+its chart, chart data.
 
 Public (GET only): visitors browse prices before signing up. The partials that need a
 player (order ticket, watch button, offer link) show a way to log in instead."""
 
 from __future__ import annotations
 
+from django.core.cache import cache
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -75,7 +77,25 @@ def index(request: HttpRequest) -> HttpResponse:
     if request.htmx and not request.htmx.history_restore_request:
         return render(request, "market/index.html#stock_list", context, status=status)
     context["events"] = selectors.events_recent(limit=8)
+    # From the cache, which every tick refreshes: the page has no query to spare. On a
+    # miss the panel loads itself (composite below).
+    context["composite_known"], context["composite"] = selectors.index_quote_cached()
+    context["index_ranges"] = list(selectors.INDEX_RANGES)
     return render(request, "market/index.html", context, status=status)
+
+
+@require_GET
+def composite(request: HttpRequest) -> HttpResponse:
+    """The Composite's panel from the database (and back into the cache): what /market/
+    loads when the cache had no quote, and a page of its own without JavaScript."""
+    context = {
+        "composite": selectors.index_quote_refresh(),
+        "composite_known": True,
+        "index_ranges": list(selectors.INDEX_RANGES),
+    }
+    if request.htmx:
+        return render(request, "market/composite.html#panel", context)
+    return render(request, "market/composite.html", context)
 
 
 @require_GET
@@ -129,3 +149,35 @@ def chart_json(request: HttpRequest, symbol: str) -> JsonResponse:
         for t, open_, high, low, close, volume in series
     ]
     return JsonResponse({"symbol": found.symbol, "range": range_name, "bars": bars})
+
+
+# Every visitor of /market/ asks for the same few answers; the chart's newest point
+# follows the live push in between.
+INDEX_CHART_CACHE_SECONDS = 5
+
+
+@require_GET
+def index_chart_json(request: HttpRequest) -> JsonResponse:
+    range_name = request.GET.get("range", "1d")
+    # Only known ranges reach the cache, so its keys are few.
+    known = range_name in selectors.INDEX_RANGES
+    cache_key = f"market:index-chart:{range_name}"
+    payload = cache.get(cache_key) if known else None
+    if payload is None:
+        try:
+            series = selectors.index_series(range_name)
+        except ChartRangeUnknown as error:
+            return JsonResponse({"error": str(error), "field": error.field}, status=400)
+        payload = {
+            "symbol": selectors.INDEX_SYMBOL,
+            "name": selectors.INDEX_NAME,
+            "range": range_name,
+            "bucket": int(series.bucket.total_seconds()),
+            # Levels as strings, as chart.json sends prices.
+            "points": [
+                [t, str(open_), str(high), str(low), str(close)]
+                for t, open_, high, low, close in series.points
+            ],
+        }
+        cache.set(cache_key, payload, INDEX_CHART_CACHE_SECONDS)
+    return JsonResponse(payload)
