@@ -20,7 +20,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_GET, require_POST
 
 from market.models import Stock
@@ -161,6 +161,20 @@ def _wants_performance_fragment(request: HttpRequest) -> bool:
     )
 
 
+def _performance_fragment(
+    request: HttpRequest, context: dict[str, Any], status: int
+) -> HttpResponse:
+    response = render(request, PERFORMANCE_PARTIAL, context, status=status)
+    # The address bar shows what is on screen: the canonical range and symbol (as typed,
+    # "aapl" would stay), and nothing at all for a refused query.
+    report = context["report"]
+    query = {"range": report.range.key}
+    if report.compare is not None:
+        query["compare"] = report.compare.symbol
+    response["HX-Push-Url"] = f"{request.path}?{urlencode(query)}" if status == 200 else "false"
+    return response
+
+
 def _vary(response: HttpResponse) -> HttpResponse:
     # The same URL answers with a fragment or a page: keep the browser's cache apart.
     patch_vary_headers(response, ["HX-Request", "HX-Target"])
@@ -196,8 +210,9 @@ def portfolio_detail(request: HttpRequest) -> HttpResponse:
     if request.headers.get("X-Live-Refresh") != "1":
         extra, status = _performance_context(request, portfolio, positions, summary, detail=False)
         context.update(extra)
-    template = PERFORMANCE_PARTIAL if fragment else "portfolio/portfolio.html"
-    return _vary(render(request, template, context, status=status))
+    if fragment:
+        return _vary(_performance_fragment(request, context, status))
+    return _vary(render(request, "portfolio/portfolio.html", context, status=status))
 
 
 @require_GET
@@ -215,12 +230,9 @@ def performance(request: HttpRequest) -> HttpResponse:
     context.update(
         {"portfolio": portfolio, "summary": summary, "wallet": _wallet_from(portfolio, summary)}
     )
-    template = (
-        PERFORMANCE_PARTIAL
-        if _wants_performance_fragment(request)
-        else "portfolio/performance.html"
-    )
-    return _vary(render(request, template, context, status=status))
+    if _wants_performance_fragment(request):
+        return _vary(_performance_fragment(request, context, status))
+    return _vary(render(request, "portfolio/performance.html", context, status=status))
 
 
 @require_POST
