@@ -12,17 +12,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db import connection, transaction
-from django.db.models import Count, Max
+from django.db.models import Count, Max, Prefetch
 from django.utils import timezone
 
 from portfolio.models import LeaderboardEntry
+from portfolio.services import bulk_statement_prepare
 
-BoardView = Literal["return", "sharpe", "drawdown"]
+User = get_user_model()
 # Each view and the rank column its page is a range of.
 RANK_FIELDS: dict[str, str] = {
     "return": "rank",
@@ -67,8 +69,15 @@ class LeaderboardState:
 # come from the running sums of daily returns: mean and sample variance without the
 # history.
 _RECOMPUTE_SQL = """
-WITH players AS MATERIALIZED (
-    SELECT p.id, p.owner_id, p.cash, p.net_deposits,
+WITH holdings AS (
+    SELECT pos.portfolio_id, sum(pos.quantity * s.last_price) AS value
+    FROM portfolio_position pos
+    JOIN market_stock s ON s.id = pos.stock_id
+    WHERE pos.quantity > 0
+    GROUP BY pos.portfolio_id
+), live AS (
+    SELECT p.id, p.owner_id, p.net_deposits,
+           round(p.cash + coalesce(h.value, 0), 2) AS net_worth,
            coalesce(perf.last_net_worth, p.starting_cash) AS previous_net_worth,
            coalesce(perf.last_net_deposits, p.starting_cash) AS previous_deposits,
            coalesce(perf.growth, 1) AS previous_growth,
@@ -80,21 +89,14 @@ WITH players AS MATERIALIZED (
     FROM portfolio_portfolio p
     JOIN accounts_user u ON u.id = p.owner_id
     LEFT JOIN portfolio_portfolioperformance perf ON perf.portfolio_id = p.id
+    LEFT JOIN holdings h ON h.portfolio_id = p.id
     WHERE p.name = 'Main' AND p.starting_cash > 0
       AND u.public_profile AND u.is_active AND NOT u.is_staff
       AND u.deleted_at IS NULL AND u.suspended_at IS NULL
-), holdings AS (
-    SELECT pos.portfolio_id, sum(pos.quantity * s.last_price) AS value
-    FROM portfolio_position pos
-    JOIN market_stock s ON s.id = pos.stock_id
-    WHERE pos.quantity > 0 AND pos.portfolio_id IN (SELECT id FROM players)
-    GROUP BY pos.portfolio_id
-), live AS (
-    SELECT players.*, round(players.cash + coalesce(h.value, 0), 2) AS net_worth
-    FROM players
-    LEFT JOIN holdings h ON h.portfolio_id = players.id
-), grown AS (
-    SELECT live.*,
+), grown AS MATERIALIZED (
+    -- Materialized (as is `figures`) so that each row's divisions and square root are
+    -- computed once, not once per use.
+    SELECT id, owner_id, net_worth, previous_peak, previous_drawdown, n, total,
            CASE WHEN previous_net_worth <= 0 THEN previous_growth
                 ELSE greatest(previous_growth
                      * (net_worth - (net_deposits - previous_deposits))
@@ -104,7 +106,7 @@ WITH players AS MATERIALIZED (
                 THEN sqrt(greatest((total_sq - total * total / n) / (n - 1), 0))
            END AS daily_stddev
     FROM live
-), figures AS (
+), figures AS MATERIALIZED (
     SELECT id, owner_id, net_worth,
            least(round((growth - 1) * 100, 4), %(pct_limit)s) AS return_pct,
            round(least(previous_drawdown,
@@ -133,6 +135,8 @@ WITH players AS MATERIALIZED (
            row_number() OVER (ORDER BY max_drawdown_pct DESC, id),
            net_worth, return_pct, sharpe, volatility_pct, max_drawdown_pct, %(now)s
     FROM figures
+    -- Foreign-key checked at commit in this order: portfolios by id, as trades lock them.
+    ORDER BY id
     RETURNING sharpe_rank
 )
 SELECT count(*), count(sharpe_rank) FROM written
@@ -160,6 +164,7 @@ def leaderboard_recompute(*, now: datetime | None = None) -> LeaderboardState:
         "pct_limit": PCT_LIMIT,
     }
     with transaction.atomic(), connection.cursor() as cursor:
+        bulk_statement_prepare(cursor)
         # DELETE, not TRUNCATE: TRUNCATE's exclusive lock would stall every page read
         # for the length of the recompute; DELETE leaves readers the old rows (MVCC).
         cursor.execute("DELETE FROM portfolio_leaderboardentry")
@@ -186,19 +191,24 @@ def leaderboard_state() -> LeaderboardState:
 
 
 def leaderboard_rows(*, view: str, first: int, last: int) -> list[LeaderboardEntry]:
-    """Entries ranked `first`..`last` (1-based, inclusive) in `view`, with their owner:
-    one range read on that view's unique rank index."""
+    """Entries ranked `first`..`last` (1-based, inclusive) in `view`: one range read on
+    that view's unique rank index, then their owners by primary key. Two plain index
+    reads rather than a join: the table is rewritten every minute, and a join planned
+    on statistics from before a rewrite can scan every player."""
     field = RANK_FIELDS[view]
+    owners = Prefetch("owner", queryset=User.objects.only("id", "handle", "display_name"))
     return list(
         LeaderboardEntry.objects.filter(**{f"{field}__gte": first, f"{field}__lte": last})
-        .select_related("owner")
-        .only(
-            *LEADERBOARD_ENTRY_FIELDS,
-            "owner__handle",
-            "owner__display_name",
-        )
+        .only(*LEADERBOARD_ENTRY_FIELDS)
+        .prefetch_related(owners)
         .order_by(field)
     )
+
+
+def leaderboard_entry_for(user: Any) -> LeaderboardEntry | None:
+    """`user`'s row on the board (only their main portfolio is ranked), by the owner
+    index. Not `.first()`: its ORDER BY pk can lead the planner to walk the primary key."""
+    return next(iter(LeaderboardEntry.objects.filter(owner=user).order_by()[:1]), None)
 
 
 LEADERBOARD_ENTRY_FIELDS = (

@@ -68,7 +68,7 @@ def _my_standing(request: HttpRequest, view: str) -> MyStanding | None:
     user: Any = request.user
     if not user.is_authenticated:
         return None
-    entry = LeaderboardEntry.objects.filter(owner=user).first()
+    entry = board.leaderboard_entry_for(user)
     if entry is not None:
         rank = getattr(entry, board.RANK_FIELDS[view])
         if rank is None:

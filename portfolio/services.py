@@ -757,6 +757,7 @@ WITH holdings AS (
 ), valued AS (
     SELECT p.id AS portfolio_id, p.cash, p.net_deposits,
            round(p.cash + coalesce(h.value, 0), 2) AS net_worth,
+           perf.portfolio_id IS NOT NULL AS known,
            coalesce(perf.last_net_worth, p.starting_cash) AS previous_net_worth,
            coalesce(perf.last_net_deposits, p.starting_cash) AS previous_deposits,
            coalesce(perf.growth, 1) AS previous_growth,
@@ -770,7 +771,8 @@ WITH holdings AS (
     LEFT JOIN holdings h ON h.portfolio_id = p.id
     LEFT JOIN portfolio_portfolioperformance perf ON perf.portfolio_id = p.id
     WHERE p.created_at <= %(at)s AND (perf.last_at IS NULL OR perf.last_at < %(at)s)
-), stepped AS (
+), stepped AS MATERIALIZED (
+    -- Materialized so that each row's growth is divided out once, not once per use.
     SELECT valued.*,
            CASE WHEN previous_net_worth <= 0 THEN previous_growth
                 ELSE round(greatest(previous_growth
@@ -778,7 +780,7 @@ WITH holdings AS (
                      / previous_net_worth, 0), 12)
            END AS growth
     FROM valued
-), figures AS (
+), figures AS MATERIALIZED (
     SELECT stepped.*,
            greatest(previous_peak, growth) AS peak_growth,
            least(previous_drawdown,
@@ -792,38 +794,54 @@ WITH holdings AS (
         (portfolio_id, at, net_worth, cash, net_deposits, growth, is_close)
     SELECT portfolio_id, %(at)s, net_worth, cash, net_deposits, growth, %(is_close)s
     FROM figures
+    -- Inserted, hence foreign-key checked at commit, in id order: the order trades lock
+    -- portfolios in, so the checks' KEY SHARE locks cannot deadlock with a trade.
+    ORDER BY portfolio_id
     ON CONFLICT (portfolio_id, at) DO NOTHING
     RETURNING portfolio_id
-), performed AS (
+), moved AS (
+    SELECT f.*,
+           CASE WHEN %(is_close)s THEN %(at)s ELSE f.close_at END AS new_close_at,
+           CASE WHEN %(is_close)s THEN f.growth ELSE f.close_growth END AS new_close_growth,
+           f.daily_returns + (f.daily_return IS NOT NULL)::int AS new_daily_returns,
+           f.daily_return_sum + coalesce(f.daily_return, 0) AS new_sum,
+           f.daily_return_sum_sq + round(coalesce(f.daily_return * f.daily_return, 0), 12)
+               AS new_sum_sq
+    FROM figures f
+    JOIN inserted USING (portfolio_id)
+), updated AS (
+    -- A plain UPDATE, not an upsert: no per-row probe and tuple lock. Only snapshots
+    -- write these rows, one run at a time (the advisory lock).
+    UPDATE portfolio_portfolioperformance perf SET
+        last_at = %(at)s,
+        last_net_worth = m.net_worth,
+        last_net_deposits = m.net_deposits,
+        growth = m.growth,
+        peak_growth = m.peak_growth,
+        max_drawdown = m.max_drawdown,
+        close_at = m.new_close_at,
+        close_growth = m.new_close_growth,
+        daily_returns = m.new_daily_returns,
+        daily_return_sum = m.new_sum,
+        daily_return_sum_sq = m.new_sum_sq
+    FROM moved m
+    WHERE m.known AND perf.portfolio_id = m.portfolio_id
+    RETURNING 1
+), created AS (
     INSERT INTO portfolio_portfolioperformance (
         portfolio_id, last_at, last_net_worth, last_net_deposits, growth, peak_growth,
         max_drawdown, close_at, close_growth, daily_returns, daily_return_sum,
         daily_return_sum_sq
     )
-    SELECT f.portfolio_id, %(at)s, f.net_worth, f.net_deposits, f.growth, f.peak_growth,
-           f.max_drawdown,
-           CASE WHEN %(is_close)s THEN %(at)s ELSE f.close_at END,
-           CASE WHEN %(is_close)s THEN f.growth ELSE f.close_growth END,
-           f.daily_returns + (f.daily_return IS NOT NULL)::int,
-           f.daily_return_sum + coalesce(f.daily_return, 0),
-           f.daily_return_sum_sq + round(coalesce(f.daily_return * f.daily_return, 0), 12)
-    FROM figures f
-    JOIN inserted USING (portfolio_id)
-    ON CONFLICT (portfolio_id) DO UPDATE SET
-        last_at = EXCLUDED.last_at,
-        last_net_worth = EXCLUDED.last_net_worth,
-        last_net_deposits = EXCLUDED.last_net_deposits,
-        growth = EXCLUDED.growth,
-        peak_growth = EXCLUDED.peak_growth,
-        max_drawdown = EXCLUDED.max_drawdown,
-        close_at = EXCLUDED.close_at,
-        close_growth = EXCLUDED.close_growth,
-        daily_returns = EXCLUDED.daily_returns,
-        daily_return_sum = EXCLUDED.daily_return_sum,
-        daily_return_sum_sq = EXCLUDED.daily_return_sum_sq
+    SELECT portfolio_id, %(at)s, net_worth, net_deposits, growth, peak_growth, max_drawdown,
+           new_close_at, new_close_growth, new_daily_returns, new_sum, new_sum_sq
+    FROM moved
+    WHERE NOT known
+    ORDER BY portfolio_id
     RETURNING 1
 )
-SELECT (SELECT count(*) FROM inserted), (SELECT count(*) FROM performed)
+SELECT (SELECT count(*) FROM inserted),
+       (SELECT count(*) FROM updated) + (SELECT count(*) FROM created)
 """
 
 
@@ -855,6 +873,19 @@ def snapshot_slot(at: datetime) -> datetime:
     return datetime.fromtimestamp(epoch - epoch % SNAPSHOT_SLOT_SECONDS, tz=UTC)
 
 
+def _snapshot_lock(cursor: Any) -> None:
+    cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_SNAPSHOT_LOCK_KEY])
+    bulk_statement_prepare(cursor)
+
+
+def bulk_statement_prepare(cursor: Any) -> None:
+    """For one set-based statement over every portfolio (this transaction only). The
+    planner overestimates the CTEs' rows: with JIT on, compiling the statement took
+    longer than running it. And the sorts and hashes of 100,000 rows fit in memory."""
+    cursor.execute("SET LOCAL jit = off")
+    cursor.execute("SET LOCAL work_mem = '64MB'")
+
+
 def _snapshots_write(cursor: Any, *, at: datetime, is_close: bool) -> int:
     cursor.execute(_SNAPSHOT_SQL, {"at": at, "is_close": is_close})
     inserted, performed = cursor.fetchone()
@@ -877,16 +908,20 @@ def net_worth_snapshot_take(*, at: datetime | None = None) -> SnapshotRun:
     at = at or timezone.now()
     slot = snapshot_slot(at)
     close = session_start(at)
+    # Each kind commits on its own: the deferred foreign-key checks of the inserted rows
+    # run at commit and take a brief KEY SHARE lock on each portfolio, so the shorter the
+    # transaction, the less a trade can wait on it.
+    close_written = 0
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_SNAPSHOT_LOCK_KEY])
-        close_written = 0
-        close_taken = NetWorthSnapshot.objects.filter(at=close, is_close=True).exists()
-        if not close_taken:
+        _snapshot_lock(cursor)
+        if not NetWorthSnapshot.objects.filter(at=close, is_close=True).exists():
             close_written = _snapshots_write(cursor, at=close, is_close=True)
-        if slot == close:
-            return SnapshotRun(
-                slot=slot, close_at=close, close_written=close_written, slot_written=None
-            )
+    if slot == close:
+        return SnapshotRun(
+            slot=slot, close_at=close, close_written=close_written, slot_written=None
+        )
+    with transaction.atomic(), connection.cursor() as cursor:
+        _snapshot_lock(cursor)
         newest = NetWorthSnapshot.objects.aggregate(newest=Max("at"))["newest"]
         if newest is not None and newest >= slot:
             slot_written: int | None = 0  # this slot is taken: a rerun

@@ -20,7 +20,7 @@ def snapshot_net_worth() -> int:
         logger.info(
             "close snapshots at %s written: %s", run.close_at.isoformat(), run.close_written
         )
-    if run.slot_written is None and run.slot != run.close_at:
+    if not run.prices_moved:
         logger.info("no stock quoted since the last snapshot: prices did not move, none taken")
     else:
         logger.info(

@@ -230,7 +230,7 @@ def test_the_page_lists_players_by_total_return_with_links_to_their_profiles(cli
     assert handles_in(html) == ["ace", "bea", "cal"]
     assert '<span class="gain">+20.00%</span>' in html
     assert '<span class="loss">-10.00%</span>' in html
-    assert "Updated 0 seconds ago" in html
+    assert re.search(r"Updated [0-9] seconds? ago", html)
 
 
 def test_the_page_orders_by_sharpe_ratio_and_by_drawdown(client, computed):
@@ -325,11 +325,11 @@ def test_a_page_costs_a_capped_number_of_queries(
     login(client, players[40])
     client.get(reverse("leaderboard"))  # the session's first request records the device
     for query in ({}, {"by": "sharpe"}, {"by": "drawdown", "page": "2"}, {"page": "3"}):
-        # Session, user, the header's wallet, this page's rank range and the reader's row.
-        with django_assert_max_num_queries(5):
+        # Session, user, the header's wallet, the rank range, its owners, the reader's row.
+        with django_assert_max_num_queries(6):
             assert client.get(reverse("leaderboard"), query).status_code == 200
     client.logout()
-    with django_assert_max_num_queries(1):  # a visitor: the rank range alone
+    with django_assert_max_num_queries(2):  # a visitor: the rank range and its owners
         assert client.get(reverse("leaderboard"), {"page": "2"}).status_code == 200
 
 
