@@ -163,10 +163,15 @@ def _price(row: dict[str, str], column: str) -> Decimal:
 
 
 def prices_import(
-    *, path: Path, symbol: str | None = None, progress: Progress = _no_progress
+    *,
+    path: Path,
+    symbol: str | None = None,
+    progress: Progress = _no_progress,
+    index: bool = True,
 ) -> PricesImported:
     """Import one stock's daily bars from a Yahoo or Stooq CSV (detected from the header),
-    then rebuild the Bullpen Composite from the file's first day."""
+    then rebuild the Bullpen Composite from the file's first day (unless `index` is
+    False: a batch of files is faster followed by one index_rebuild)."""
     symbol = (symbol or symbol_from_filename(path)).upper()
     stock = Stock.objects.filter(symbol=symbol).only("id").first()
     if stock is None:
@@ -214,7 +219,8 @@ def prices_import(
     with transaction.atomic():
         inserted, updated = bars_write(rows=[bars[day] for day in sorted(bars)], replace=True)
         quote_set_from_bars(stock_ids=[stock.id])
-        # In the same transaction: the Composite never shows levels of history that is
-        # not there. From the file's first day on; the levels before it do not change.
-        index_rebuild(since=day_bar_start(min(bars)), progress=progress)
+        if index:
+            # In the same transaction: the Composite never shows levels of history that
+            # is not there. From the file's first day on; the levels before it stay.
+            index_rebuild(since=day_bar_start(min(bars)), progress=progress)
     return PricesImported(symbol, layout, count, inserted, updated, min(bars), max(bars))

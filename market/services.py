@@ -555,40 +555,44 @@ def index_move(*, ticks: Sequence[StockTick], constituents: int, at: datetime) -
     )
 
 
-# Rebuilding from price history. `bars` reads one resolution of every stock (one index
-# range scan per stock, which keeps the daily rebuild off the minute bars), with each
-# bar's previous bar. A period's move is the average over the stocks that have a bar
-# in it and in the market's previous period (the previous start any stock has), so a
+# Rebuilding from price history. `grouped` reads one resolution of every stock (one
+# index range scan per stock, which keeps the daily rebuild off the minute bars), pairs
+# each bar with the stock's previous one and sums the ratios per (period, previous
+# period) in one pass. A period's move is the average over the stocks whose previous
+# bar is in the market's previous period (the previous start any stock has), so a
 # stock back from a halt does not bring a week's return into one period. Levels chain
 # as base × exp(Σ ln(ratio)), in numeric. The range is the average of the stocks'
 # ranges: an outer bound of the index's own, which nobody observed.
 _INDEX_MOVES_SQL = """
-WITH bars AS MATERIALIZED (
-    SELECT b.stock_id, b.start, b.open, b.high, b.low, b.close,
-           lag(b.start) OVER w AS prev_start, lag(b.close) OVER w AS prev_close
-    FROM market_stock s
-    CROSS JOIN LATERAL (
-        SELECT p.stock_id, p.start, p.open, p.high, p.low, p.close
-        FROM market_pricebar p
-        WHERE p.stock_id = s.id AND p.resolution = %(resolution)s AND p.start >= %(read_from)s
+WITH grouped AS (
+    SELECT b.start, b.prev_start, count(*) AS stocks,
+           sum(b.open / b.prev_close) AS opens, sum(b.high / b.prev_close) AS highs,
+           sum(b.low / b.prev_close) AS lows, sum(b.close / b.prev_close) AS closes
+    FROM (
+        SELECT p.start, p.open, p.high, p.low, p.close,
+               lag(p.start) OVER w AS prev_start, lag(p.close) OVER w AS prev_close
+        FROM market_stock s
+        CROSS JOIN LATERAL (
+            SELECT p.stock_id, p.start, p.open, p.high, p.low, p.close
+            FROM market_pricebar p
+            WHERE p.stock_id = s.id AND p.resolution = %(resolution)s
+              AND p.start >= %(read_from)s
+        ) AS p
+        WINDOW w AS (PARTITION BY p.stock_id ORDER BY p.start)
     ) AS b
-    WINDOW w AS (PARTITION BY b.stock_id ORDER BY b.start)
+    GROUP BY b.start, b.prev_start
 ), periods AS (
-    SELECT start, lag(start) OVER (ORDER BY start) AS prev_start
-    FROM (SELECT DISTINCT start FROM bars) AS d
+    SELECT start, stocks, lag(start) OVER (ORDER BY start) AS prev_start
+    FROM (SELECT start, sum(stocks) AS stocks FROM grouped GROUP BY start) AS d
 ), moves AS (
-    SELECT q.start, count(*) AS constituents,
-           coalesce(avg(b.open / b.prev_close) FILTER (WHERE b.prev_start = q.prev_start), 1)
-               AS open_ratio,
-           coalesce(avg(b.high / b.prev_close) FILTER (WHERE b.prev_start = q.prev_start), 1)
-               AS high_ratio,
-           coalesce(avg(b.low / b.prev_close) FILTER (WHERE b.prev_start = q.prev_start), 1)
-               AS low_ratio,
-           coalesce(avg(b.close / b.prev_close) FILTER (WHERE b.prev_start = q.prev_start), 1)
-               AS close_ratio
-    FROM bars b JOIN periods q ON q.start = b.start
+    SELECT q.start, q.stocks AS constituents,
+           coalesce(g.opens / g.stocks, 1) AS open_ratio,
+           coalesce(g.highs / g.stocks, 1) AS high_ratio,
+           coalesce(g.lows / g.stocks, 1) AS low_ratio,
+           coalesce(g.closes / g.stocks, 1) AS close_ratio
+    FROM periods q
+    LEFT JOIN grouped g ON g.start = q.start AND g.prev_start = q.prev_start
     WHERE q.start >= %(write_from)s
-    GROUP BY q.start
 )
 """
 

@@ -267,8 +267,21 @@ def test_importing_prices_rebuilds_the_index_from_the_files_first_day(tmp_path: 
     )
     prices_import(path=tmp_path / "AAA.csv")
     assert closes("1d") == [Decimal("1000.0000"), Decimal("1100.0000")]
-    prices_import(path=tmp_path / "BBB.csv")
+    out = StringIO()
+    call_command("import_prices", str(tmp_path / "BBB.csv"), stdout=out)
     assert closes("1d") == [Decimal("1000.0000"), Decimal("1050.0000")]
+    assert "Rebuilding the Bullpen Composite" in out.getvalue()
+
+
+def test_a_batch_of_imports_can_leave_the_index_to_one_rebuild(tmp_path: Path):
+    StockFactory(symbol="AAA")
+    (tmp_path / "AAA.csv").write_text(
+        "Date,Open,High,Low,Close,Adj Close,Volume\n2024-01-02,10,10,10,10,10,5\n"
+    )
+    call_command("import_prices", str(tmp_path / "AAA.csv"), "--no-index", stdout=StringIO())
+    assert not IndexBar.objects.exists()
+    call_command("rebuild_index", stdout=StringIO())
+    assert closes("1d") == [Decimal("1000.0000")]
 
 
 # --- reads ---------------------------------------------------------------------------
