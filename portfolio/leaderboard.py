@@ -9,9 +9,9 @@ and the time of the last recompute sit in the cache.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -35,12 +35,12 @@ RANK_FIELDS: dict[str, str] = {
 MIN_DAILY_RETURNS = 5
 # A daily standard deviation under this is returns that never varied (a player holding
 # only cash): the Sharpe ratio is undefined, not a huge number.
-MIN_DAILY_STDDEV = Decimal("0.000001")
+MIN_DAILY_STDDEV = 0.000001
 # The columns' widths (LeaderboardEntry): a figure beyond them is clipped, never an error.
-SHARPE_LIMIT = Decimal("999999")
-PCT_LIMIT = Decimal("999999")
+SHARPE_LIMIT = 999_999.0
+PCT_LIMIT = 999_999.0
 STATE_CACHE_KEY = "leaderboard:state"
-DAYS_PER_YEAR = Decimal("365.25")
+DAYS_PER_YEAR = 365.25
 
 
 @dataclass(frozen=True)
@@ -94,32 +94,34 @@ WITH holdings AS (
       AND u.public_profile AND u.is_active AND NOT u.is_staff
       AND u.deleted_at IS NULL AND u.suspended_at IS NULL
 ), grown AS MATERIALIZED (
-    -- Materialized (as is `figures`) so that each row's divisions and square root are
-    -- computed once, not once per use.
-    SELECT id, owner_id, net_worth, previous_peak, previous_drawdown, n, total,
-           CASE WHEN previous_net_worth <= 0 THEN previous_growth
-                ELSE greatest(previous_growth
-                     * (net_worth - (net_deposits - previous_deposits))
-                     / previous_net_worth, 0)
+    -- Ratios, not money: double precision, an order of magnitude faster than numeric
+    -- over 100,000 rows, and exact enough for four decimals. Materialized (as is
+    -- `figures`) so that each row's divisions and square root run once, not per use.
+    SELECT id, owner_id, net_worth, n,
+           total::float8 / nullif(n, 0) AS mean,
+           previous_peak::float8 AS previous_peak,
+           previous_drawdown::float8 AS previous_drawdown,
+           CASE WHEN previous_net_worth <= 0 THEN previous_growth::float8
+                ELSE greatest(previous_growth::float8
+                     * (net_worth - (net_deposits - previous_deposits))::float8
+                     / previous_net_worth::float8, 0)
            END AS growth,
            CASE WHEN n >= %(min_returns)s
-                THEN sqrt(greatest((total_sq - total * total / n) / (n - 1), 0))
+                THEN sqrt(greatest((total_sq::float8 - total::float8 ^ 2 / n) / (n - 1), 0))
            END AS daily_stddev
     FROM live
 ), figures AS MATERIALIZED (
     SELECT id, owner_id, net_worth,
-           least(round((growth - 1) * 100, 4), %(pct_limit)s) AS return_pct,
-           round(least(previous_drawdown,
-                       growth / greatest(previous_peak, growth) - 1) * 100, 4)
+           least((growth - 1) * 100, %(pct_limit)s) AS return_pct,
+           least(previous_drawdown, growth / greatest(previous_peak, growth) - 1) * 100
                AS max_drawdown_pct,
            CASE WHEN daily_stddev >= %(min_stddev)s
-                THEN greatest(least(round((total / n - %(daily_risk_free)s) / daily_stddev
-                                          * %(sqrt_year)s, 4), %(sharpe_limit)s),
-                              -%(sharpe_limit)s)
+                THEN greatest(least((mean - %(daily_risk_free)s) / daily_stddev * %(sqrt_year)s,
+                                    %(sharpe_limit)s), -%(sharpe_limit)s)
            END AS sharpe,
            -- least() skips NULLs: without the CASE, no history would read as the limit.
            CASE WHEN daily_stddev IS NOT NULL
-                THEN least(round(daily_stddev * %(sqrt_year)s * 100, 4), %(pct_limit)s)
+                THEN least(daily_stddev * %(sqrt_year)s * 100, %(pct_limit)s)
            END AS volatility_pct
     FROM grown
 ), written AS (
@@ -133,7 +135,8 @@ WITH holdings AS (
                 THEN row_number() OVER (PARTITION BY sharpe IS NULL ORDER BY sharpe DESC, id)
            END,
            row_number() OVER (ORDER BY max_drawdown_pct DESC, id),
-           net_worth, return_pct, sharpe, volatility_pct, max_drawdown_pct, %(now)s
+           net_worth, round(return_pct::numeric, 4), round(sharpe::numeric, 4),
+           round(volatility_pct::numeric, 4), round(max_drawdown_pct::numeric, 4), %(now)s
     FROM figures
     -- Foreign-key checked at commit in this order: portfolios by id, as trades lock them.
     ORDER BY id
@@ -143,10 +146,9 @@ SELECT count(*), count(sharpe_rank) FROM written
 """
 
 
-def _daily_risk_free() -> Decimal:
+def _daily_risk_free() -> float:
     """The daily rate that compounds to settings.RISK_FREE_RATE over a year."""
-    yearly = Decimal(settings.RISK_FREE_RATE)
-    return (1 + yearly) ** (1 / DAYS_PER_YEAR) - 1
+    return (1 + float(settings.RISK_FREE_RATE)) ** (1 / DAYS_PER_YEAR) - 1
 
 
 def leaderboard_recompute(*, now: datetime | None = None) -> LeaderboardState:
@@ -157,9 +159,10 @@ def leaderboard_recompute(*, now: datetime | None = None) -> LeaderboardState:
     params: dict[str, Any] = {
         "now": now,
         "min_returns": MIN_DAILY_RETURNS,
+        # Statistics, not money: floats, as the statement computes them.
         "min_stddev": MIN_DAILY_STDDEV,
         "daily_risk_free": _daily_risk_free(),
-        "sqrt_year": DAYS_PER_YEAR.sqrt(),
+        "sqrt_year": math.sqrt(DAYS_PER_YEAR),
         "sharpe_limit": SHARPE_LIMIT,
         "pct_limit": PCT_LIMIT,
     }

@@ -55,6 +55,25 @@ BOARD_VIEWS: dict[str, BoardView] = {
 
 
 @dataclass(frozen=True)
+class BoardRow:
+    """One row of the table. The plain figures are formatted here, once: the template's
+    floatformat goes through the locale machinery, three times a row."""
+
+    rank: int
+    entry: LeaderboardEntry
+    is_me: bool
+
+    @property
+    def sharpe(self) -> str:
+        return "—" if self.entry.sharpe is None else f"{self.entry.sharpe:,.2f}"
+
+    @property
+    def volatility(self) -> str:
+        value = self.entry.volatility_pct
+        return "—" if value is None else f"{value:,.1f}%"
+
+
+@dataclass(frozen=True)
 class MyStanding:
     """The reader's place, shown above the table."""
 
@@ -113,11 +132,9 @@ def leaderboard(request: HttpRequest) -> HttpResponse:
     page = Paginator(entries, LEADERBOARD_PAGE_SIZE).get_page(request.GET.get("page"))
     rank_field = board.RANK_FIELDS[view]
     rows = [
-        {
-            "rank": getattr(entry, rank_field),
-            "entry": entry,
-            "is_me": entry.owner_id == request.user.pk,
-        }
+        BoardRow(
+            rank=getattr(entry, rank_field), entry=entry, is_me=entry.owner_id == request.user.pk
+        )
         for entry in page.object_list
     ]
     updated_seconds = (
