@@ -494,7 +494,7 @@ WITH previous AS (
         (SELECT close FROM market_indexbar WHERE resolution = '1d' ORDER BY start DESC LIMIT 1),
         %(base)s
     ) AS level
-), moved AS (
+), moved AS MATERIALIZED (  -- once, not once per column it fills
     SELECT GREATEST(round(level * %(ratio)s, 4), %(step)s) AS level FROM previous
 ), upserted AS (
     INSERT INTO market_indexbar AS i (resolution, start, open, high, low, close, constituents)
