@@ -199,6 +199,7 @@ def portfolio_detail(request: HttpRequest) -> HttpResponse:
         "wallet": _wallet_from(portfolio, summary),
         "positions": [position for position in positions if position.quantity > 0],
         "position_pnl": pnl,
+        "closed_pnl": [row for row in pnl if row.position.quantity <= 0],
         "sector_pnl": analytics.sector_pnl(pnl, net_worth=summary.net_worth),
         "allocation": selectors.sector_allocation(positions, cash=portfolio.cash),
     }

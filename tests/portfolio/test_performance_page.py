@@ -440,8 +440,10 @@ def test_the_portfolio_page_shows_pnl_by_position_and_sector(player_client, port
     gains.last_price = D("120.0000")
     gains.save()
     page = text(player_client.get(PAGE))
-    row = re.search(r'<tr id="pnl-GAIN">(.*?)</tr>', page, re.S).group(1)
-    assert "+$100.00" in row and "+$50.00" in row and "+$150.00" in row and "+30.00%" in row
+    # Open positions: the positions table's unrealized (+ %) and realized columns.
+    assert '<span id="pos-pnl-GAIN" class="gain">+$100.00</span>' in page
+    assert '<span id="pos-pnlpct-GAIN" class="gain">+20.00%</span>' in page
+    assert '<tr id="pnl-GAIN">' not in page
     sold_row = re.search(r'<tr id="pnl-SOLD">(.*?)</tr>', page, re.S).group(1)
     assert "sold" in sold_row and "-$100.00" in sold_row and "Sold out: no cost left" in sold_row
     assert re.search(r'<tr id="pnl-sector-technology">.*?\$600.00.*?\+\$150.00', page, re.S)
@@ -474,7 +476,7 @@ def test_the_portfolio_page_query_count_is_fixed_with_and_without_the_section(
     # section's two: snapshots (chart, periods, closes) and the Composite.
     with django_assert_max_num_queries(7):
         response = player_client.get(PAGE)
-    assert text(response).count('<tr id="pnl-Q') == 30
+    assert text(response).count('<span id="pos-pnl-Q') == 30
     assert '<polyline class="perf-line perf-line--index"' in text(response)
     # The live re-fetch (and htmx's) reads the holdings only.
     with django_assert_max_num_queries(5):
