@@ -81,7 +81,9 @@
     buttons.forEach(function (button) {
       button.addEventListener("click", function () { load(button.getAttribute("data-chart-range")); });
     });
-    load(buttons.length ? buttons[0].getAttribute("data-chart-range") : "1d");
+    // The range the page marked pressed, else the first.
+    var first = section.querySelector("[data-chart-range][aria-pressed='true']") || buttons[0];
+    load(first ? first.getAttribute("data-chart-range") : "1d");
     return current;
   }
 

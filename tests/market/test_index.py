@@ -422,9 +422,19 @@ def test_the_market_page_shows_the_composite_with_its_day_change(player_client, 
     assert '<span id="bpx-chgp" class="gain">+1.25%</span>' in html
     assert 'data-chart-url="/market/index.json"' in html
     assert 'data-live-view="index" data-live-symbols=""' in html
+    assert 'data-chart-range="1d" aria-pressed="true"' in html
     for label in ("1D", "1W", "1M", "1Y", "All"):
         assert f">{label}</button>" in html
     assert "js/market-chart.js" in html
+
+
+def test_an_index_of_daily_history_only_opens_its_chart_on_1y(player_client, db):
+    index_bar("1d", D2, "1000")
+    selectors.index_quote_refresh()
+    html = player_client.get("/market/").content.decode()
+    assert 'data-chart-range="1y" aria-pressed="true"' in html
+    assert 'data-chart-range="1d" aria-pressed="false"' in html
+    assert "the close of" in html  # as of a trading date, not a minute
 
 
 def test_a_page_that_finds_no_cached_quote_loads_the_panel_from_the_database(player_client, db):
