@@ -152,6 +152,12 @@ def _performance_context(
     return context, 400 if errors else 200
 
 
+def _asks_for_performance(request: HttpRequest) -> bool:
+    """A range or a symbol in the address: a tab or the compare form used without
+    JavaScript, or a shared link. The page then carries the section itself."""
+    return "range" in request.GET or "compare" in request.GET
+
+
 def _wants_performance_fragment(request: HttpRequest) -> bool:
     # A history restore (back button after the cache was dropped) needs the whole page.
     return bool(
@@ -171,7 +177,11 @@ def _performance_fragment(
     query = {"range": report.range.key}
     if report.compare is not None:
         query["compare"] = report.compare.symbol
-    response["HX-Push-Url"] = f"{request.path}?{urlencode(query)}" if status == 200 else "false"
+    if status != 200:
+        response["HX-Push-Url"] = "false"
+    elif _asks_for_performance(request):
+        response["HX-Push-Url"] = f"{request.path}?{urlencode(query)}"
+    # Else the page's own lazy load of the section: the address stays as it is.
     return response
 
 
@@ -208,9 +218,16 @@ def portfolio_detail(request: HttpRequest) -> HttpResponse:
         # After a websocket reconnect the page re-fetches its live part.
         return _vary(render(request, "portfolio/portfolio.html#holdings", context))
     status = 200
-    if request.headers.get("X-Live-Refresh") != "1":
+    if request.headers.get("X-Live-Refresh") == "1":
+        pass
+    elif fragment or _asks_for_performance(request):
         extra, status = _performance_context(request, portfolio, positions, summary, detail=False)
         context.update(extra)
+    else:
+        # The plain page sends the holdings at once and htmx fetches the section right
+        # after (hx-trigger="load"): the holdings are what a busy player waits for, and
+        # the section's chart and statistics would add about a third to the page.
+        context["performance_lazy"] = True
     if fragment:
         return _vary(_performance_fragment(request, context, status))
     return _vary(render(request, "portfolio/portfolio.html", context, status=status))

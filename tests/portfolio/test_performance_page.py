@@ -21,6 +21,9 @@ from tests.portfolio.trades import settle as trade
 pytestmark = pytest.mark.django_db
 D = Decimal
 PAGE = "/portfolio/"
+# The plain page loads its performance section right after (htmx); with a range in the
+# address it carries the section itself, as it does for a tab used without JavaScript.
+SECTION = "/portfolio/?range=1m"
 RISK = "/portfolio/performance/"
 FRAGMENT = {"HX-Request": "true", "HX-Target": "performance"}
 
@@ -134,7 +137,7 @@ def test_the_dashboard_links_to_the_risk_page(player_client, portfolio):
 # --- Empty states ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("url", [PAGE, RISK])
+@pytest.mark.parametrize("url", [SECTION, RISK])
 def test_a_new_player_sees_the_empty_states(player_client, portfolio, url):
     response = player_client.get(url)
     assert response.status_code == 200
@@ -180,7 +183,7 @@ def test_a_new_player_has_no_profit_or_loss_yet(player_client, portfolio):
 def test_without_the_composite_the_comparison_says_so(player_client, portfolio):
     age(portfolio, days=3)
     record(portfolio, [1.0, 1.01, 1.02], step=timedelta(hours=12))
-    page = text(player_client.get(PAGE))
+    page = text(player_client.get(SECTION))
     assert 'id="no-index"' in page and "The Bullpen Composite has no prices yet" in page
     assert page.count('<polyline class="perf-line') == 1  # the portfolio alone
     assert re.search(r'id="compare-index">.*?<span class="flat"[^>]*>—</span>', page, re.S)
@@ -231,7 +234,7 @@ def test_grants_move_net_worth_but_not_the_returns(player_client, portfolio, mak
     cash_adjust(
         portfolio=portfolio, amount=D("50000.00"), reason="prize", by=None, idempotency_key="g"
     )
-    page = text(player_client.get(PAGE))
+    page = text(player_client.get(SECTION))
     assert re.search(r'id="return-all">.*?\+2.00%', page, re.S)
     assert "+52.00%" not in page and "$152,000.00" in page
 
@@ -264,7 +267,7 @@ def test_the_beta_against_the_composite_comes_from_daily_closes(player_client, p
         day = (close - timedelta(days=14 - n)).date()
         index_bar(datetime.combine(day, time(), tzinfo=UTC), value, "1d")
     record(portfolio, growth, step=timedelta(days=1), end=close, is_close=True)
-    page = text(player_client.get(PAGE))
+    page = text(player_client.get(SECTION))
     assert re.search(r'id="risk-beta">.*?<div class="stat__value">2.00</div>', page, re.S)
     assert "From 14 daily returns over the last 90 days, against the Bullpen Composite." in page
 
@@ -294,7 +297,7 @@ def test_the_compare_box_suggests_the_held_stocks(player_client, portfolio, make
     trade(portfolio, make_stock("HELD", "10.0000"), "buy", 3, "10.0000", fee="0")
     age(portfolio, days=1)
     record(portfolio, [1.0, 1.0], step=timedelta(hours=1))
-    page = text(player_client.get(PAGE))
+    page = text(player_client.get(SECTION))
     assert '<datalist id="compare-held"><option value="HELD"></option></datalist>' in page
 
 
@@ -439,7 +442,7 @@ def test_the_portfolio_page_shows_pnl_by_position_and_sector(player_client, port
     trade(portfolio, sold, "sell", 10, "40.0000", fee="0", key="s2")
     gains.last_price = D("120.0000")
     gains.save()
-    page = text(player_client.get(PAGE))
+    page = text(player_client.get(SECTION))
     # Open positions: the positions table's unrealized (+ %) and realized columns.
     assert '<span id="pos-pnl-GAIN" class="gain">+$100.00</span>' in page
     assert '<span id="pos-pnlpct-GAIN" class="gain">+20.00%</span>' in page
@@ -475,9 +478,21 @@ def test_the_portfolio_page_query_count_is_fixed_with_and_without_the_section(
     # Session, user, the session's last-seen touch; then portfolio, positions, and the
     # section's two: snapshots (chart, periods, closes) and the Composite.
     with django_assert_max_num_queries(7):
-        response = player_client.get(PAGE)
+        response = player_client.get(SECTION)
     assert text(response).count('<span id="pos-pnl-Q') == 30
     assert '<polyline class="perf-line perf-line--index"' in text(response)
+    # The plain page: the holdings, and the section's placeholder that loads it.
+    with django_assert_max_num_queries(5):
+        response = player_client.get(PAGE)
+    assert text(response).count('<span id="pos-pnl-Q') == 30
+    assert 'hx-trigger="load"' in text(response) and "perf-line" not in text(response)
+    # Its lazy load: the section alone, and the address bar left as it is.
+    with django_assert_max_num_queries(7):
+        response = player_client.get(
+            PAGE, headers={"HX-Request": "true", "HX-Target": "performance"}
+        )
+    assert '<polyline class="perf-line perf-line--index"' in text(response)
+    assert "HX-Push-Url" not in response and 'id="positions-title"' not in text(response)
     # The live re-fetch (and htmx's) reads the holdings only.
     with django_assert_max_num_queries(5):
         response = player_client.get(PAGE, headers={"X-Live-Refresh": "1"})
