@@ -3,8 +3,8 @@
 `leaderboard_recompute` (beat, every LEADERBOARD_RECOMPUTE_SECONDS) ranks every eligible
 player from live prices and the running figures the snapshots keep in
 PortfolioPerformance, and replaces LeaderboardEntry in one transaction. The page then
-costs one indexed range read on a rank column, plus the reader's own row; the totals
-and the time of the last recompute sit in the cache.
+costs one indexed range read on a rank column (and its 25 owners by key), plus the
+reader's own row; the totals and the time of the last recompute sit in the cache.
 """
 
 from __future__ import annotations

@@ -909,8 +909,8 @@ def net_worth_snapshot_take(*, at: datetime | None = None) -> SnapshotRun:
     slot = snapshot_slot(at)
     close = session_start(at)
     # Each kind commits on its own: the deferred foreign-key checks of the inserted rows
-    # run at commit and take a brief KEY SHARE lock on each portfolio, so the shorter the
-    # transaction, the less a trade can wait on it.
+    # run at commit and take KEY SHARE on each portfolio until it ends, which a trade's
+    # FOR UPDATE waits for. Two commits keep each wait to one kind's checks.
     close_written = 0
     with transaction.atomic(), connection.cursor() as cursor:
         _snapshot_lock(cursor)
