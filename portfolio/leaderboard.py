@@ -138,8 +138,6 @@ WITH holdings AS (
            net_worth, round(return_pct::numeric, 4), round(sharpe::numeric, 4),
            round(volatility_pct::numeric, 4), round(max_drawdown_pct::numeric, 4), %(now)s
     FROM figures
-    -- Foreign-key checked at commit in this order: portfolios by id, as trades lock them.
-    ORDER BY id
     RETURNING sharpe_rank
 )
 SELECT count(*), count(sharpe_rank) FROM written
@@ -195,7 +193,7 @@ def leaderboard_state() -> LeaderboardState:
 
 def leaderboard_rows(*, view: str, first: int, last: int) -> list[LeaderboardEntry]:
     """Entries ranked `first`..`last` (1-based, inclusive) in `view`: one range read on
-    that view's unique rank index, then their owners by primary key. Two plain index
+    that view's rank index, then their owners by primary key. Two plain index
     reads rather than a join: the table is rewritten every minute, and a join planned
     on statistics from before a rewrite can scan every player."""
     field = RANK_FIELDS[view]

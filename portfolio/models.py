@@ -299,15 +299,31 @@ class PortfolioPerformance(models.Model):
 class LeaderboardEntry(models.Model):
     """One ranked player. The whole table is rewritten every minute by
     portfolio.leaderboard.leaderboard_recompute; only players with a public profile are
-    in it. Each view has its own dense rank, so a page is an index range."""
+    in it. Each view has its own dense rank, so a page is an index range.
+
+    Derived data, rebuilt from scratch each minute, so the table is UNLOGGED (migration
+    0005: a crash empties it until the next recompute, and its writes skip the WAL) and
+    its keys are not enforced by the database: the checks cost a third of a rewrite of
+    100,000 rows, and the recompute reads both from the tables they point to. The ranks
+    are unique by construction (row_number in one statement), so their indexes are plain."""
 
     portfolio = models.OneToOneField(
-        Portfolio, on_delete=models.CASCADE, primary_key=True, related_name="leaderboard_entry"
+        Portfolio,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="leaderboard_entry",
+        db_constraint=False,
     )
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
-    rank = models.PositiveIntegerField(unique=True)  # by total return
-    sharpe_rank = models.PositiveIntegerField(null=True, blank=True, unique=True)
-    drawdown_rank = models.PositiveIntegerField(unique=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
+    )
+    rank = models.PositiveIntegerField(db_index=True)  # by total return
+    sharpe_rank = models.PositiveIntegerField(null=True, blank=True, db_index=True)
+    drawdown_rank = models.PositiveIntegerField(db_index=True)
     net_worth = models.DecimalField(**WORTH)
     return_pct = models.DecimalField(max_digits=14, decimal_places=4)  # time-weighted
     sharpe = models.DecimalField(max_digits=10, decimal_places=4, null=True, blank=True)

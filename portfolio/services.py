@@ -1,7 +1,7 @@
 """The only code that moves cash or shares.
 
 Locking: every function that changes a balance runs inside the caller's
-`transaction.atomic()` on portfolios locked with `portfolios_lock` (SELECT ... FOR UPDATE
+`transaction.atomic()` on portfolios locked with `portfolios_lock` (SELECT ... FOR NO KEY UPDATE
 in ascending id order). Positions are locked after their portfolio, and never without it.
 That one order - portfolios by id, then positions - is what keeps two trades from
 deadlocking. `cash_adjust`, `portfolio_open` and the watchlist functions open and lock on
@@ -195,7 +195,7 @@ def portfolio_open(*, owner: Any, name: str = "Main") -> Portfolio:
 def portfolios_lock(
     *, portfolio_ids: Iterable[int], stock: Stock | None = None
 ) -> dict[int, Portfolio]:
-    """Lock the portfolios (SELECT ... FOR UPDATE) in ascending id order and return fresh
+    """Lock the portfolios (SELECT ... FOR NO KEY UPDATE) in ascending id order and return fresh
     copies by id. Pass these instances to the other services.
 
     With `stock`, each portfolio's position in it (if any) is locked in the same round
@@ -238,10 +238,13 @@ _PORTFOLIO_COLUMNS = ", ".join(f'"{field.column}"' for field in Portfolio._meta.
 _POSITION_COLUMNS = ", ".join(f'"{field.column}"' for field in Position._meta.concrete_fields)
 # Raw SQL: the lock is on every trade's path, and compiling the ORM query each time cost
 # more CPU than the round trip. PostgreSQL locks rows as the sorted result is produced:
-# ORDER BY id is the lock order.
+# ORDER BY id is the lock order. FOR NO KEY UPDATE, the lock an UPDATE of cash takes
+# anyway: it excludes every other trade just the same, but not the KEY SHARE locks that
+# rows referencing a portfolio take (the snapshots of every portfolio, inserted in bulk
+# every five minutes), so a trade never waits for a snapshot run.
 _LOCK_SQL = f"""
 SELECT {_PORTFOLIO_COLUMNS} FROM portfolio_portfolio
-WHERE id = ANY(%s::bigint[]) ORDER BY id FOR UPDATE
+WHERE id = ANY(%s::bigint[]) ORDER BY id FOR NO KEY UPDATE
 """  # noqa: S608 - column names from the models, no input
 _POSITION_LOCK_SQL = f"""
 SELECT {_POSITION_COLUMNS} FROM portfolio_position
@@ -252,7 +255,7 @@ WHERE portfolio_id = %s AND stock_id = %s FOR UPDATE
 _LOCK_WITH_POSITION_SQL = f"""
 WITH locked AS MATERIALIZED (
     SELECT {_PORTFOLIO_COLUMNS} FROM portfolio_portfolio
-    WHERE id = ANY(%s::bigint[]) ORDER BY id FOR UPDATE
+    WHERE id = ANY(%s::bigint[]) ORDER BY id FOR NO KEY UPDATE
 )
 SELECT locked.*, position.* FROM locked
 LEFT JOIN LATERAL (
@@ -674,7 +677,9 @@ def portfolio_login_record(*, owner: Any, at: datetime | None = None) -> None:
     so the dashboard can show the change since the player was last here."""
     at = at or timezone.now()
     with transaction.atomic():
-        portfolios = list(Portfolio.objects.select_for_update().filter(owner=owner).order_by("pk"))
+        portfolios = list(
+            Portfolio.objects.select_for_update(no_key=True).filter(owner=owner).order_by("pk")
+        )
         if not portfolios:
             return
         holdings = dict(
@@ -909,8 +914,9 @@ def net_worth_snapshot_take(*, at: datetime | None = None) -> SnapshotRun:
     slot = snapshot_slot(at)
     close = session_start(at)
     # Each kind commits on its own: the deferred foreign-key checks of the inserted rows
-    # run at commit and take KEY SHARE on each portfolio until it ends, which a trade's
-    # FOR UPDATE waits for. Two commits keep each wait to one kind's checks.
+    # run at commit and take KEY SHARE on each portfolio until it ends. Trades lock
+    # portfolios FOR NO KEY UPDATE, which does not wait for those; a moderator's
+    # FOR UPDATE would. Two commits keep each hold short.
     close_written = 0
     with transaction.atomic(), connection.cursor() as cursor:
         _snapshot_lock(cursor)

@@ -193,43 +193,6 @@ def test_the_watchlist_holds_at_most_the_limit(player_client, player, make_stock
 # --- leaderboard and profiles ---------------------------------------------------------
 
 
-def test_the_leaderboard_ranks_by_return_and_hides_private_players(
-    player_client, player, portfolio, make_stock
-):
-    stock = make_stock("LB", "100.0000")
-    public = portfolio_open(owner=UserFactory(handle="publicwinner", public_profile=True))
-    private = portfolio_open(owner=UserFactory(handle="secretloser"))
-    trade(public, stock, "buy", 100, "100.0000", fee="0", key="p")
-    trade(private, stock, "buy", 1, "100.0000", fee="100.00", key="q")
-    stock.last_price = D("110.0000")
-    stock.save()
-    page = text(player_client.get(reverse("leaderboard")))
-    page = page[page.index("<tbody>") :]  # the table, not the header's profile chip
-    assert (
-        page.index("@publicwinner")
-        < page.index(f"@{player.handle}")
-        < page.index("Anonymous player")
-    )
-    assert "secretloser" not in page
-    assert "You are #2" in text(player_client.get(reverse("leaderboard")))
-
-
-def test_staff_are_not_ranked_on_the_leaderboard(player_client, portfolio):
-    portfolio_open(owner=UserFactory(handle="teacher", is_staff=True, public_profile=True))
-    page = text(player_client.get(reverse("leaderboard")))
-    assert "@teacher" not in page
-    assert "You are #1" in page
-
-
-def test_the_leaderboard_paginates(player_client, portfolio):
-    for _ in range(26):
-        portfolio_open(owner=UserFactory())
-    assert "Page 1 of 2" in text(player_client.get(reverse("leaderboard")))
-    page_two = player_client.get(reverse("leaderboard"), {"page": "2"})
-    assert page_two.status_code == 200 and "Page 2 of 2" in text(page_two)
-    assert player_client.get(reverse("leaderboard"), {"page": "x"}).status_code == 200
-
-
 def test_a_private_profile_is_404_to_others_but_visible_to_its_owner(
     player_client, player, portfolio
 ):
