@@ -17,7 +17,7 @@ from django.views.decorators.http import require_GET
 
 from portfolio import selectors
 from portfolio.models import CENT, Position
-from portfolio.views import _net_worth_sparkline, _own_portfolio, _top_holdings, _wallet_from
+from portfolio.views import net_worth_sparkline, own_portfolio, top_holdings, wallet_from
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ def _news() -> list[Any] | None:
 @require_GET
 @login_required
 def dashboard(request: HttpRequest) -> HttpResponse:
-    portfolio = _own_portfolio(request)
+    portfolio = own_portfolio(request)
     movers = _market_movers()
     context: dict[str, Any] = {
         "portfolio": portfolio,
@@ -115,8 +115,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         growth = selectors.growth_now(portfolio, net_worth=summary.net_worth)
         context |= {
             "summary": summary,
-            "wallet": _wallet_from(portfolio, summary),
-            "top_holdings": _top_holdings(positions),
+            "wallet": wallet_from(portfolio, summary),
+            "top_holdings": top_holdings(positions),
             "holding_movers": _holding_movers(positions),
             "since_login": summary.net_worth - baseline,
             "since_login_pct": ((summary.net_worth - baseline) / baseline * 100).quantize(CENT)
@@ -127,7 +127,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             # Time-weighted, like the leaderboard and the profile: cash granted by the
             # game is not a gain.
             "total_return_pct": ((growth - 1) * 100).quantize(CENT),
-            "spark": _net_worth_sparkline(
+            "spark": net_worth_sparkline(
                 portfolio, summary.net_worth, since=timedelta(days=1), width=600, height=80
             ),
         }

@@ -26,7 +26,7 @@ from accounts.selectors import user_by_handle
 from market.models import Sector
 from portfolio import selectors
 from portfolio.models import LedgerEntry, LedgerKind, Portfolio, Position
-from portfolio.views import _net_worth_sparkline
+from portfolio.views import net_worth_sparkline
 
 # The shape of a handle (accounts.models.handle_validator), checked before any query.
 HANDLE_SHAPE = re.compile(r"[a-z0-9_]{3,30}")
@@ -222,7 +222,7 @@ def profile(request: HttpRequest, handle: str) -> HttpResponse:
                 positions, cash=portfolio.cash, net_worth=summary.net_worth
             ),
             "trades": _recent_trades(portfolio) if owner.profile_show_trades else None,
-            "history": _net_worth_sparkline(
+            "history": net_worth_sparkline(
                 portfolio,
                 summary.net_worth,
                 since=timedelta(days=365),

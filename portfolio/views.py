@@ -40,7 +40,7 @@ PERFORMANCE_TARGET = "performance"
 PERFORMANCE_PARTIAL = "portfolio/partials/performance_section.html#section"
 
 
-def _own_portfolio(request: HttpRequest) -> Portfolio | None:
+def own_portfolio(request: HttpRequest) -> Portfolio | None:
     """The player's portfolio, or None for an account that has none yet (an admin made
     with createsuperuser): the pages then offer to open one."""
     try:
@@ -49,12 +49,12 @@ def _own_portfolio(request: HttpRequest) -> Portfolio | None:
         return None
 
 
-def _top_holdings(positions: list[Position]) -> list[Position]:
+def top_holdings(positions: list[Position]) -> list[Position]:
     held = [position for position in positions if position.quantity > 0]
     return sorted(held, key=lambda position: position.market_value, reverse=True)[:TOP_HOLDINGS]
 
 
-def _net_worth_sparkline(
+def net_worth_sparkline(
     portfolio: Portfolio, current: Any, *, since: timedelta, daily: bool = False, **size: int
 ) -> selectors.Sparkline:
     series = selectors.net_worth_series(portfolio, since=since, daily=daily)
@@ -66,7 +66,7 @@ def _net_worth_sparkline(
 # --- Holdings -----------------------------------------------------
 
 
-def _wallet_from(portfolio: Portfolio, summary: selectors.PortfolioSummary) -> selectors.Wallet:
+def wallet_from(portfolio: Portfolio, summary: selectors.PortfolioSummary) -> selectors.Wallet:
     # The page already knows the header's figures: no second query for them.
     return selectors.Wallet(
         portfolio_id=portfolio.pk,
@@ -197,7 +197,7 @@ def portfolio_detail(request: HttpRequest) -> HttpResponse:
     """Holdings, P&L, allocation and the performance section. The live re-fetch
     (static/js/live.js, on every fill and while the socket is down) and htmx's holdings
     refresh only read the holdings, so they skip the performance queries."""
-    portfolio = _own_portfolio(request)
+    portfolio = own_portfolio(request)
     if portfolio is None:
         return render(request, "portfolio/portfolio.html", {"portfolio": None})
     positions = list(selectors.portfolio_positions(portfolio, include_closed=True))
@@ -206,7 +206,7 @@ def portfolio_detail(request: HttpRequest) -> HttpResponse:
     context: dict[str, Any] = {
         "portfolio": portfolio,
         "summary": summary,
-        "wallet": _wallet_from(portfolio, summary),
+        "wallet": wallet_from(portfolio, summary),
         "positions": [position for position in positions if position.quantity > 0],
         "position_pnl": pnl,
         "closed_pnl": [row for row in pnl if row.position.quantity <= 0],
@@ -239,14 +239,14 @@ def performance(request: HttpRequest) -> HttpResponse:
     """The deeper risk page: the same performance section as /portfolio/ plus the
     drawdown chart, the best and worst steps and each holding's share of the risk.
     There is no portfolio id in the URL: it only ever shows the requester's."""
-    portfolio = _own_portfolio(request)
+    portfolio = own_portfolio(request)
     if portfolio is None:
         return render(request, "portfolio/performance.html", {"portfolio": None})
     positions = list(selectors.portfolio_positions(portfolio, include_closed=True))
     summary = selectors.portfolio_summary(portfolio, positions)
     context, status = _performance_context(request, portfolio, positions, summary, detail=True)
     context.update(
-        {"portfolio": portfolio, "summary": summary, "wallet": _wallet_from(portfolio, summary)}
+        {"portfolio": portfolio, "summary": summary, "wallet": wallet_from(portfolio, summary)}
     )
     if _wants_performance_fragment(request):
         return _vary(_performance_fragment(request, context, status))
