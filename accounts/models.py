@@ -55,10 +55,12 @@ class User(AbstractBaseUser, PermissionsMixin):
     )
     # What a public profile shows besides weights and figures: both off by default.
     profile_show_shares = models.BooleanField(
-        default=False, help_text="Show share counts on the public profile, not only weights."
+        default=False,
+        db_default=False,
+        help_text="Show share counts on the public profile, not only weights.",
     )
     profile_show_trades = models.BooleanField(
-        default=False, help_text="Show recent trades on the public profile."
+        default=False, db_default=False, help_text="Show recent trades on the public profile."
     )
     time_zone = models.CharField(max_length=64, default="UTC")
     is_staff = models.BooleanField(default=False)

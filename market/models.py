@@ -151,7 +151,9 @@ class IndexBar(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["resolution", "start"], name="indexbar_resolution_start"),
+            models.UniqueConstraint(
+                fields=["resolution", "start"], name="indexbar_resolution_start"
+            ),
             models.CheckConstraint(
                 condition=Q(low__gt=0) & Q(low__lte=models.F("high")), name="indexbar_low_le_high"
             ),

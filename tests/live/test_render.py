@@ -89,10 +89,10 @@ def _page_stock(symbol: str, quote: list) -> Stock:
     )
 
 
-@pytest.mark.parametrize("view", sorted(live.VIEWS))
+@pytest.mark.parametrize("view", sorted(live.STOCK_VIEWS))
 def test_a_pushed_fragment_is_what_the_page_partials_render_for_the_stock(view):
     at = 1_700_000_123
-    event = {"slot": 900_000 + sorted(live.VIEWS).index(view), "at": at}
+    event = {"slot": 900_000 + sorted(live.STOCK_VIEWS).index(view), "at": at}
     pushed = live.tick_fragments(event, QUOTES, view, list(QUOTES))
     assert len(pushed) == len(QUOTES)
     for symbol, html in zip(QUOTES, pushed, strict=True):
