@@ -21,7 +21,7 @@ from django.db import connection, transaction
 from django.db.models import Count, Max, Prefetch
 from django.utils import timezone
 
-from portfolio.models import LeaderboardEntry
+from portfolio.models import LeaderboardEntry, Portfolio
 from portfolio.services import bulk_statement_prepare
 
 User = get_user_model()
@@ -138,6 +138,8 @@ WITH holdings AS (
            net_worth, round(return_pct::numeric, 4), round(sharpe::numeric, 4),
            round(volatility_pct::numeric, 4), round(max_drawdown_pct::numeric, 4), %(now)s
     FROM figures
+    -- In order of the main rank: its index is then filled left to right.
+    ORDER BY 3
     RETURNING sharpe_rank
 )
 SELECT count(*), count(sharpe_rank) FROM written
@@ -207,9 +209,11 @@ def leaderboard_rows(*, view: str, first: int, last: int) -> list[LeaderboardEnt
 
 
 def leaderboard_entry_for(user: Any) -> LeaderboardEntry | None:
-    """`user`'s row on the board (only their main portfolio is ranked), by the owner
-    index. Not `.first()`: its ORDER BY pk can lead the planner to walk the primary key."""
-    return next(iter(LeaderboardEntry.objects.filter(owner=user).order_by()[:1]), None)
+    """`user`'s row on the board (only their main portfolio is ranked): their portfolio
+    by its owner index, then the row by its key. Not `.first()`: its ORDER BY pk can
+    lead the planner to walk the primary key."""
+    main = Portfolio.objects.filter(owner=user, name="Main").values("pk")
+    return next(iter(LeaderboardEntry.objects.filter(portfolio__in=main).order_by()[:1]), None)
 
 
 LEADERBOARD_ENTRY_FIELDS = (
