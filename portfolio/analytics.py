@@ -44,6 +44,10 @@ from portfolio.selectors import growth_step
 YEAR = timedelta(days=365.25)
 MAX_POINTS = 300
 MIN_BETA_RETURNS = 10
+# Fewer returns than this make a volatility and a Sharpe ratio that mean nothing (two
+# five-minute steps annualise to a Sharpe ratio in the hundreds): the page says "not
+# enough history yet" instead.
+MIN_RISK_RETURNS = 10
 BETA_WINDOW = timedelta(days=90)
 POSITION_VOLATILITY_WINDOW = timedelta(days=30)
 # Chart points sit on a grid aligned to the clock (a Monday, midnight UTC), so the same
@@ -1108,7 +1112,7 @@ def _risk(report: PerformanceReport, series: list[_Point]) -> None:
     finite = np.isfinite(returns)
     report.returns_count = int(finite.sum())
     report.per_year = periods_per_year(periods=len(returns), span=series[-1].at - series[0].at)
-    if report.per_year:
+    if report.per_year and report.returns_count >= MIN_RISK_RETURNS:
         report.volatility_pct = _pct(annualised_volatility(returns, per_year=report.per_year))
         report.sharpe = sharpe_ratio(
             returns, per_year=report.per_year, risk_free=float(settings.RISK_FREE_RATE)

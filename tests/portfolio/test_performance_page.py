@@ -180,6 +180,19 @@ def test_a_new_player_has_no_profit_or_loss_yet(player_client, portfolio):
     assert "No profit or loss yet" in text(player_client.get(PAGE))
 
 
+def test_a_handful_of_returns_gives_no_volatility_or_sharpe_ratio(player_client, portfolio):
+    """Three five-minute returns would annualise to a Sharpe ratio in the hundreds."""
+    age(portfolio, days=1)
+    record(portfolio, [1.0, 1.01, 0.99, 1.02], step=timedelta(minutes=5))
+    page = text(player_client.get(SECTION))
+    volatility = re.search(r'id="risk-volatility">(.*?)</div>\s*<div class="stat"', page, re.S)
+    assert "Not enough history yet." in volatility.group(1)
+    assert re.search(r'id="risk-sharpe">.*?<span class="flat">—</span>', page, re.S)
+    # The drawdown needs no minimum: a fall is a fall.
+    drawdown = re.search(r'id="risk-drawdown">.*?stat__value">(.*?)</div>', page, re.S)
+    assert "%" in drawdown.group(1) and "—" not in drawdown.group(1)
+
+
 def test_without_the_composite_the_comparison_says_so(player_client, portfolio):
     age(portfolio, days=3)
     record(portfolio, [1.0, 1.01, 1.02], step=timedelta(hours=12))
