@@ -455,14 +455,3 @@ def index_series(range_name: str) -> IndexSeries:
         )
         points = cursor.fetchall()
     return IndexSeries(range_name, bucket, points)
-
-
-def index_daily_closes(*, since: date) -> list[tuple[date, Decimal]]:
-    """The Composite's close of every trading date from `since` on, oldest first (for
-    comparing a portfolio with the market)."""
-    rows = (
-        IndexBar.objects.filter(resolution=Resolution.DAY, start__gte=day_bar_start(since))
-        .order_by("start")
-        .values_list("start", "close")
-    )
-    return [(start.astimezone(UTC).date(), close) for start, close in rows]

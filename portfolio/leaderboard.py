@@ -22,7 +22,7 @@ from django.db.models import Count, Max, Prefetch
 from django.utils import timezone
 
 from portfolio.models import LeaderboardEntry, Portfolio
-from portfolio.services import bulk_statement_prepare
+from portfolio.services import HOLDINGS_CTE, bulk_statement_prepare
 
 User = get_user_model()
 # Each view and the rank column its page is a range of.
@@ -68,14 +68,8 @@ class LeaderboardState:
 # when there is no row yet). Drawdown includes that live point. Sharpe and volatility
 # come from the running sums of daily returns: mean and sample variance without the
 # history.
-_RECOMPUTE_SQL = """
-WITH holdings AS (
-    SELECT pos.portfolio_id, sum(pos.quantity * s.last_price) AS value
-    FROM portfolio_position pos
-    JOIN market_stock s ON s.id = pos.stock_id
-    WHERE pos.quantity > 0
-    GROUP BY pos.portfolio_id
-), live AS (
+_RECOMPUTE_SQL = f"""
+WITH {HOLDINGS_CTE}, live AS (
     SELECT p.id, p.owner_id, p.net_deposits,
            round(p.cash + coalesce(h.value, 0), 2) AS net_worth,
            coalesce(perf.last_net_worth, p.starting_cash) AS previous_net_worth,
@@ -143,7 +137,7 @@ WITH holdings AS (
     RETURNING sharpe_rank
 )
 SELECT count(*), count(sharpe_rank) FROM written
-"""
+"""  # noqa: S608 - a constant CTE, no input
 
 
 def _daily_risk_free() -> float:

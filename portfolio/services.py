@@ -752,14 +752,19 @@ _SNAPSHOT_LOCK_KEY = 7_340_101
 # performance is already at or past `at` is left out, so the chain only moves forward
 # and a rerun of the same slot writes nothing. A close snapshot also adds the day's
 # return (close growth to close growth) to the running sums the Sharpe ratio reads.
-_SNAPSHOT_SQL = """
-WITH holdings AS (
+# Every portfolio's holdings at last prices, one hash aggregate: the first CTE of the
+# snapshot statement and of the leaderboard's recompute (portfolio.leaderboard).
+HOLDINGS_CTE = """
+holdings AS (
     SELECT pos.portfolio_id, sum(pos.quantity * s.last_price) AS value
     FROM portfolio_position pos
     JOIN market_stock s ON s.id = pos.stock_id
     WHERE pos.quantity > 0
     GROUP BY pos.portfolio_id
-), valued AS (
+)"""
+
+_SNAPSHOT_SQL = f"""
+WITH {HOLDINGS_CTE}, valued AS (
     SELECT p.id AS portfolio_id, p.cash, p.net_deposits,
            round(p.cash + coalesce(h.value, 0), 2) AS net_worth,
            perf.portfolio_id IS NOT NULL AS known,
@@ -847,7 +852,7 @@ WITH holdings AS (
 )
 SELECT (SELECT count(*) FROM inserted),
        (SELECT count(*) FROM updated) + (SELECT count(*) FROM created)
-"""
+"""  # noqa: S608 - a constant CTE, no input
 
 
 @dataclass(frozen=True)

@@ -326,16 +326,6 @@ def test_without_minute_bars_the_quote_is_the_newest_daily_close(db):
     assert not quote.intraday and quote.trading_date == date(2026, 3, 3)
 
 
-def test_other_apps_read_the_daily_closes_by_trading_date(db):
-    index_bar("1d", D1, "1000")
-    index_bar("1d", D2, "1010")
-    index_bar("1m", D2 + timedelta(hours=14), "1011")
-    assert selectors.index_daily_closes(since=date(2026, 3, 3)) == [
-        (date(2026, 3, 3), Decimal("1010.0000"))
-    ]
-    assert len(selectors.index_daily_closes(since=date(2020, 1, 1))) == 2
-
-
 @pytest.fixture
 def index_history(db) -> datetime:
     """400 daily bars and two days of minute bars, ending at `newest` minute."""
