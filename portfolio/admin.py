@@ -17,7 +17,6 @@ from accounts.admin_forms import StaffAdmin, audit, require_perm
 from portfolio.admin_forms import CashAdjustForm
 from portfolio.errors import PortfolioError
 from portfolio.models import (
-    LeaderboardEntry,
     LedgerEntry,
     NetWorthSnapshot,
     Portfolio,
@@ -178,23 +177,6 @@ class PortfolioPerformanceAdmin(ReadOnlyAdmin):
     )
     raw_id_fields = ("portfolio",)
     search_fields = ("=portfolio__id",)
-
-
-@admin.register(LeaderboardEntry)
-class LeaderboardEntryAdmin(ReadOnlyAdmin):
-    list_display = (
-        "rank",
-        "owner",
-        "net_worth",
-        "return_pct",
-        "sharpe",
-        "volatility_pct",
-        "max_drawdown_pct",
-        "computed_at",
-    )
-    list_select_related = ("owner",)
-    raw_id_fields = ("portfolio", "owner")
-    ordering = ("rank",)
 
 
 @admin.register(Watchlist)

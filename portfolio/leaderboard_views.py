@@ -1,4 +1,4 @@
-"""The leaderboard page: three views of LeaderboardEntry, each a range of its rank.
+"""The leaderboard page: three views of the board in Redis, each a range of its rank.
 
 Open to visitors, like the market pages: it lists only players who made their profile
 public, and each row links to that public profile.
@@ -17,7 +17,6 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 
 from portfolio import leaderboard as board
-from portfolio.models import LeaderboardEntry
 
 LEADERBOARD_PAGE_SIZE = 25
 DEFAULT_VIEW = "return"
@@ -60,7 +59,7 @@ class BoardRow:
     floatformat goes through the locale machinery, three times a row."""
 
     rank: int
-    entry: LeaderboardEntry
+    entry: board.BoardEntry
     is_me: bool
 
     @property
@@ -77,19 +76,22 @@ class BoardRow:
 class MyStanding:
     """The reader's place, shown above the table."""
 
-    entry: LeaderboardEntry | None
+    entry: board.BoardEntry | None
     rank: int | None
     reason: str = ""  # why there is no rank
     link_to_settings: bool = False
 
 
-def _my_standing(request: HttpRequest, view: str) -> MyStanding | None:
+def _my_standing(
+    request: HttpRequest, view: str, state: board.LeaderboardState
+) -> MyStanding | None:
     user: Any = request.user
     if not user.is_authenticated:
         return None
-    entry = board.leaderboard_entry_for(user)
+    # A player who went private since the recompute is told so, not shown a rank.
+    entry = board.leaderboard_entry_for(user, state) if user.public_profile else None
     if entry is not None:
-        rank = getattr(entry, board.RANK_FIELDS[view])
+        rank = entry.rank_in(view)
         if rank is None:
             return MyStanding(
                 entry=entry,
@@ -126,15 +128,12 @@ def leaderboard(request: HttpRequest) -> HttpResponse:
         )
         view = DEFAULT_VIEW
     state = board.leaderboard_state()
-    entries = board.RankedEntries(view=view, total=state.total(view))
+    entries = board.RankedEntries(view=view, state=state)
     # get_page: a page past the end shows the last one, a page that is not a number the
     # first (as the site's other lists do).
     page = Paginator(entries, LEADERBOARD_PAGE_SIZE).get_page(request.GET.get("page"))
-    rank_field = board.RANK_FIELDS[view]
     rows = [
-        BoardRow(
-            rank=getattr(entry, rank_field), entry=entry, is_me=entry.owner_id == request.user.pk
-        )
+        BoardRow(rank=entry.rank_in(view), entry=entry, is_me=entry.owner_id == request.user.pk)
         for entry in page.object_list
     ]
     updated_seconds = (
@@ -150,7 +149,7 @@ def leaderboard(request: HttpRequest) -> HttpResponse:
         "rows": rows,
         "state": state,
         "updated_seconds": updated_seconds,
-        "me": _my_standing(request, view),
+        "me": _my_standing(request, view, state),
         "min_daily_returns": board.MIN_DAILY_RETURNS,
     }
     partial = request.htmx and not request.htmx.history_restore_request

@@ -24,6 +24,7 @@ from django.views.decorators.http import require_GET
 from accounts.models import User
 from accounts.selectors import user_by_handle
 from market.models import Sector
+from portfolio import leaderboard as board
 from portfolio import selectors
 from portfolio.models import LedgerEntry, LedgerKind, Portfolio, Position
 from portfolio.views import net_worth_sparkline
@@ -165,10 +166,12 @@ def _figures(portfolio: Portfolio, *, owner: User, net_worth: Decimal) -> Profil
     """Return and risk: the return live, the rest from the leaderboard's last run (every
     minute), and the drawdown from the running performance when there is no rank."""
     growth = selectors.growth_now(portfolio, net_worth=net_worth)  # no query: loaded
-    entry = getattr(portfolio, "leaderboard_entry", None)
+    entry = board.leaderboard_entry_for(owner)
+    if entry is not None and entry.portfolio_id != portfolio.pk:
+        entry = None  # the rank is the main portfolio's
     performance = getattr(portfolio, "performance", None)
     if not owner.public_profile:
-        # A player who just went private keeps a row until the next run: not shown.
+        # A player who just went private is on the board until the next run: not shown.
         entry = None
         reason = "Not ranked: only public profiles are ranked."
     elif owner.is_staff:
@@ -198,10 +201,7 @@ def _figures(portfolio: Portfolio, *, owner: User, net_worth: Decimal) -> Profil
 def profile(request: HttpRequest, handle: str) -> HttpResponse:
     owner, is_me = _profile_owner(request, handle)
     portfolio = (
-        Portfolio.objects.filter(owner=owner)
-        .select_related("performance", "leaderboard_entry")
-        .order_by("pk")
-        .first()
+        Portfolio.objects.filter(owner=owner).select_related("performance").order_by("pk").first()
     )
     offer_url = f"{reverse('trading:offer_new')}?to={quote(owner.handle)}"
     if not request.user.is_authenticated:

@@ -28,7 +28,6 @@ from market.models import Sector
 from portfolio.models import (
     CENT,
     ZERO,
-    LeaderboardEntry,
     LedgerEntry,
     NetWorthSnapshot,
     Portfolio,
@@ -403,22 +402,4 @@ def watchlist_items(user: Any) -> QuerySet[WatchlistItem]:
         WatchlistItem.objects.filter(watchlist__owner=user)
         .select_related("stock")
         .order_by("stock__symbol")
-    )
-
-
-# --- Leaderboard ------------------------------------------------------------------
-# The board is LeaderboardEntry, rewritten every minute by
-# portfolio.leaderboard.leaderboard_recompute; these read a player's row of it.
-
-
-def leaderboard_entry(portfolio: Portfolio) -> LeaderboardEntry | None:
-    """`portfolio`'s row on the leaderboard, or None if it isn't ranked (a private
-    profile, staff, not the main portfolio, or opened since the last recompute)."""
-    return LeaderboardEntry.objects.filter(portfolio=portfolio).first()
-
-
-def leaderboard_rank(portfolio: Portfolio) -> int | None:
-    """1-based rank of `portfolio` by total return (None if it isn't ranked)."""
-    return (
-        LeaderboardEntry.objects.filter(portfolio=portfolio).values_list("rank", flat=True).first()
     )

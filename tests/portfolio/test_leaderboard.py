@@ -10,12 +10,19 @@ from decimal import Decimal
 
 import pytest
 from django.core.cache import cache
+from django.test import override_settings
 from django.urls import reverse
 from django.utils import timezone
 
-from portfolio import selectors
-from portfolio.leaderboard import STATE_CACHE_KEY, leaderboard_recompute, leaderboard_state
-from portfolio.models import LeaderboardEntry, Portfolio, PortfolioPerformance
+from portfolio import leaderboard as board_module
+from portfolio.leaderboard import (
+    BoardEntry,
+    leaderboard_entry_for,
+    leaderboard_recompute,
+    leaderboard_rows,
+    leaderboard_state,
+)
+from portfolio.models import Portfolio, PortfolioPerformance
 from portfolio.services import cash_adjust, portfolio_open
 from portfolio.tasks import recompute_leaderboard
 from tests.factories import UserFactory
@@ -90,8 +97,14 @@ def board(make_stock):
     return {"ace": ace, "bea": bea, "cal": cal}
 
 
-def entry(portfolio) -> LeaderboardEntry:
-    return LeaderboardEntry.objects.get(portfolio=portfolio)
+def entry(portfolio) -> BoardEntry:
+    found = leaderboard_entry_for(portfolio.owner)
+    assert found is not None and found.portfolio_id == portfolio.pk
+    return found
+
+
+def ranked_ids(view: str = "return") -> list[int]:
+    return [row.portfolio_id for row in leaderboard_rows(view=view, first=1, last=100)]
 
 
 def handles_in(html: str) -> list[str]:
@@ -177,7 +190,8 @@ def test_only_active_public_players_main_portfolios_are_ranked(make_stock):
     Portfolio.objects.filter(pk=broke.pk).update(starting_cash=0)
     state = leaderboard_recompute()
     assert state.ranked == 1
-    assert list(LeaderboardEntry.objects.values_list("portfolio", flat=True)) == [ranked.pk]
+    assert ranked_ids() == ranked_ids("drawdown") == [ranked.pk]
+    assert leaderboard_entry_for(UserFactory()) is None
 
 
 def test_a_recompute_replaces_the_whole_board(board):
@@ -186,26 +200,68 @@ def test_a_recompute_replaces_the_whole_board(board):
     board["ace"].owner.save(update_fields=["public_profile"])
     state = leaderboard_recompute()
     assert state.ranked == 2
-    assert not LeaderboardEntry.objects.filter(portfolio=board["ace"]).exists()
-    assert sorted(LeaderboardEntry.objects.values_list("rank", flat=True)) == [1, 2]
+    assert leaderboard_entry_for(board["ace"].owner) is None
+    assert ranked_ids() == [board["bea"].pk, board["cal"].pk]
+    assert [row.rank for row in leaderboard_rows(view="return", first=1, last=9)] == [1, 2]
 
 
-def test_the_task_recomputes_and_caches_the_totals(board, django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks(execute=True):
-        assert recompute_leaderboard() == 3
-    cached = cache.get(STATE_CACHE_KEY)
-    assert (cached.ranked, cached.sharpe_ranked) == (3, 2)
-    cache.delete(STATE_CACHE_KEY)
-    # After a cache flush the totals come from the table, and are cached again.
-    assert leaderboard_state().ranked == 3
-    assert cache.get(STATE_CACHE_KEY).computed_at == cached.computed_at
+def test_a_new_generation_replaces_the_old_one_which_expires(board):
+    first = leaderboard_recompute()
+    second = leaderboard_recompute()
+    assert second.generation > first.generation
+    assert leaderboard_state() == second
+    client = board_module.board_redis()
+    for part in board_module.BOARD_PARTS:
+        assert client.ttl(f"leaderboard:{second.generation}:{part}") == -1  # kept
+        assert 0 < client.ttl(f"leaderboard:{first.generation}:{part}") <= 120
+
+
+def test_a_run_that_finishes_after_a_newer_one_is_dropped(board):
+    newer = leaderboard_recompute()
+    rows = board_module.board_inputs_read()
+    parts, ranked, sharpe_ranked = board_module.board_build(rows[:1])
+    client = board_module.board_redis()
+    client.set(board_module.GENERATION_KEY, newer.generation - 2)  # an older run's number
+    board_module.board_publish(
+        parts, computed_at=timezone.now(), ranked=ranked, sharpe_ranked=sharpe_ranked
+    )
+    assert leaderboard_state() == newer
+    assert len(ranked_ids()) == 3
+
+
+def test_a_player_who_went_private_since_the_recompute_is_not_listed(client, board):
+    leaderboard_recompute()
+    ace = board["ace"].owner
+    ace.public_profile = False
+    ace.save(update_fields=["public_profile"])
+    assert ranked_ids() == [board["bea"].pk, board["cal"].pk]
+    assert "@ace" not in client.get(reverse("leaderboard")).content.decode()
+
+
+def test_the_task_recomputes_and_publishes_the_totals(board):
+    assert recompute_leaderboard() == 3
+    state = leaderboard_state()
+    assert (state.ranked, state.sharpe_ranked) == (3, 2)
+    # The board is a cache: after a flush the page says it is not computed yet.
+    cache.clear()
+    assert leaderboard_state().computed_at is None
+    assert leaderboard_rows(view="return", first=1, last=25) == []
 
 
 def test_a_players_rank_is_read_from_the_board(board):
     leaderboard_recompute()
-    assert selectors.leaderboard_rank(board["cal"]) == 3
-    assert selectors.leaderboard_entry(board["bea"]).return_pct == D("0")
-    assert selectors.leaderboard_rank(portfolio_open(owner=UserFactory())) is None
+    assert entry(board["cal"]).rank == 3
+    assert entry(board["bea"]).return_pct == D("0")
+    assert leaderboard_entry_for(portfolio_open(owner=UserFactory()).owner) is None
+
+
+def test_with_redis_unreachable_the_page_says_the_board_is_not_ready(client, player_client, board):
+    leaderboard_recompute()
+    with override_settings(REDIS_CACHE_URL="redis://127.0.0.1:1/1"):
+        assert leaderboard_state().computed_at is None
+        response = player_client.get(reverse("leaderboard"))
+    assert response.status_code == 200
+    assert "The leaderboard has not been computed yet." in response.content.decode()
 
 
 # --- the page ------------------------------------------------------------------------
@@ -325,27 +381,22 @@ def test_a_page_costs_a_capped_number_of_queries(
     login(client, players[40])
     client.get(reverse("leaderboard"))  # the session's first request records the device
     for query in ({}, {"by": "sharpe"}, {"by": "drawdown", "page": "2"}, {"page": "3"}):
-        # Session, user, the header's wallet, the rank range, its owners, the reader's row.
-        with django_assert_max_num_queries(6):
+        # Session, user, the header's wallet and the page's owners: the board is in Redis.
+        with django_assert_max_num_queries(4):
             assert client.get(reverse("leaderboard"), query).status_code == 200
     client.logout()
-    with django_assert_max_num_queries(2):  # a visitor: the rank range and its owners
+    with django_assert_max_num_queries(1):  # a visitor: the page's owners
         assert client.get(reverse("leaderboard"), {"page": "2"}).status_code == 200
 
 
 def test_the_updated_time_counts_seconds_since_the_recompute(client, board):
     with_past = timezone.now() - timedelta(seconds=42)
     leaderboard_recompute(now=with_past)
-    cache.delete(STATE_CACHE_KEY)
     html = client.get(reverse("leaderboard")).content.decode()
     assert re.search(r"Updated 4[23] seconds ago", html)
 
 
-def test_staff_read_the_board_and_the_performance_rows_in_the_admin(admin_client, computed):
-    board_url = reverse("admin:portfolio_leaderboardentry_changelist")
-    page = admin_client.get(board_url)
-    assert page.status_code == 200 and b"@ace" in page.content
-    assert admin_client.get(reverse("admin:portfolio_leaderboardentry_add")).status_code == 403
+def test_staff_read_the_performance_rows_in_the_admin(admin_client, computed):
     performance_url = reverse("admin:portfolio_portfolioperformance_changelist")
     assert admin_client.get(performance_url).status_code == 200
     change = reverse("admin:portfolio_portfolioperformance_change", args=[computed["ace"].pk])

@@ -14,7 +14,8 @@ from django.utils import timezone
 
 from accounts.services import user_delete
 from market.models import Stock
-from portfolio.models import LeaderboardEntry, NetWorthSnapshot, Portfolio
+from portfolio.leaderboard import leaderboard_recompute
+from portfolio.models import NetWorthSnapshot, Portfolio, PortfolioPerformance
 from portfolio.services import cash_adjust, portfolio_open
 from tests.factories import UserFactory
 from tests.portfolio.trades import settle
@@ -55,20 +56,23 @@ def private_player(db):
     return user
 
 
-def leaderboard_entry(portfolio: Portfolio, **fields) -> LeaderboardEntry:
-    values = {
-        "rank": 3,
-        "sharpe_rank": 5,
-        "drawdown_rank": 2,
-        "net_worth": D("101000.00"),
-        "return_pct": D("1.0000"),
-        "sharpe": D("1.2500"),
-        "volatility_pct": D("18.4000"),
-        "max_drawdown_pct": D("-7.5000"),
-        "computed_at": timezone.now(),
-    }
-    values.update(fields)
-    return LeaderboardEntry.objects.create(portfolio=portfolio, owner=portfolio.owner, **values)
+def ranked(portfolio: Portfolio) -> None:
+    """Give `portfolio` a history the leaderboard works from, and recompute the board:
+    1% up on a peak of 5% (so -3.81% live, but -7.5% at worst before), and five daily
+    returns summing to 5% (squares 0.0015): Sharpe 11.96, volatility 30.2%."""
+    PortfolioPerformance.objects.create(
+        portfolio=portfolio,
+        last_at=timezone.now() - timedelta(minutes=5),
+        last_net_worth=portfolio.cash,
+        last_net_deposits=portfolio.net_deposits,
+        growth=D("1.01"),
+        peak_growth=D("1.05"),
+        max_drawdown=D("-0.075"),
+        daily_returns=5,
+        daily_return_sum=D("0.05"),
+        daily_return_sum_sq=D("0.0015"),
+    )
+    leaderboard_recompute()
 
 
 # --- what a public profile shows -----------------------------------------------------
@@ -112,12 +116,24 @@ def test_the_return_is_time_weighted_and_live(client, public_portfolio, public_p
 
 
 def test_rank_and_risk_figures_come_from_the_leaderboard(client, public_portfolio):
-    leaderboard_entry(public_portfolio)
+    # Two players ahead by return; only the one with a drawdown is behind on it.
+    for handle, growth in (("leader", "1.3"), ("second", "1.2")):
+        ahead = portfolio_open(owner=UserFactory(handle=handle, public_profile=True))
+        PortfolioPerformance.objects.create(
+            portfolio=ahead,
+            last_at=timezone.now(),
+            last_net_worth=ahead.cash,
+            last_net_deposits=ahead.net_deposits,
+            growth=D(growth),
+            peak_growth=D("1.3"),
+            max_drawdown=D("-0.2") if handle == "second" else D("0"),
+        )
+    ranked(public_portfolio)
     html = text(client.get("/u/showoff/"))
     assert re.search(r'id="profile-rank">#3<', html)
-    assert "#5 by Sharpe ratio; #2 by smallest drawdown." in html
-    assert re.search(r'id="profile-sharpe"><span class="gain">1\.25</span>', html)
-    assert 'id="profile-volatility">18.4%<' in html
+    assert "#1 by Sharpe ratio; #2 by smallest drawdown." in html
+    assert re.search(r'id="profile-sharpe"><span class="gain">11\.96</span>', html)
+    assert 'id="profile-volatility">30.2%<' in html
     assert 'id="profile-drawdown"><span class="loss">-7.50%</span>' in html
     assert "Rank and risk figures as of" in html
 
@@ -316,7 +332,7 @@ def _busy_profile(portfolio: Portfolio) -> None:
         )
         for day in range(1, 60)
     )
-    leaderboard_entry(portfolio)
+    ranked(portfolio)
 
 
 def test_the_profile_query_count_for_a_visitor_is_capped(
