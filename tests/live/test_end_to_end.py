@@ -1,10 +1,11 @@
 """End to end, nothing faked: a real daphne, a real Celery worker and beat ticking the
 simulated market every second, the test Redis and PostgreSQL, and Chromium. A player
 with positions opens /portfolio/ and watches the prices and the net worth move without
-a reload."""
+a reload; a visitor finds the public players on the leaderboard beat published."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -20,6 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 from django.conf import settings
 
+from portfolio.services import portfolio_open
 from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, DEFAULT_TIMEOUT_MS
 from tests.factories import UserFactory
 from tests.live.conftest import buy
@@ -115,16 +117,21 @@ class Stack:
                 print(f"--- {name} log ---\n{text[-3000:]}")
 
 
-@pytest.fixture
-def live_stack(transactional_db, tmp_path) -> Iterator[Stack]:
+@contextlib.contextmanager
+def _running(stack: Stack) -> Iterator[Stack]:
     """The whole stack running; torn down before pytest-django flushes the database."""
-    stack = Stack(tmp_path)
     try:
         for name in ("daphne", "worker", "beat"):
             stack.start(name)
         yield stack
     finally:
         stack.stop_all()
+
+
+@pytest.fixture
+def live_stack(transactional_db, tmp_path) -> Iterator[Stack]:
+    with _running(Stack(tmp_path)) as stack:
+        yield stack
 
 
 @pytest.fixture
@@ -297,3 +304,47 @@ def test_the_page_reconnects_after_the_server_closes_the_socket_cleanly(
         page.close()
     finally:
         stack.stop_all()
+
+
+@pytest.fixture
+def leaderboard_stack(transactional_db, tmp_path) -> Iterator[Stack]:
+    """The whole stack with beat recomputing the leaderboard every two seconds."""
+    stack = Stack(tmp_path)
+    stack.env["LEADERBOARD_RECOMPUTE_SECONDS"] = "2"
+    with _running(stack):
+        yield stack
+
+
+def test_beat_ranks_public_players_and_a_visitor_browses_the_board(
+    leaderboard_stack, chromium_page, make_stock
+):
+    stock = make_stock("AAPL", "100.0000")
+    leader = UserFactory(handle="lena_lead", display_name="Lena Lead", public_profile=True)
+    buy(leader, stock, 500)
+    portfolio_open(owner=UserFactory(handle="cash_only", public_profile=True))
+    portfolio_open(owner=UserFactory(handle="quiet_one"))  # private: never listed
+
+    page = chromium_page.new_page()
+    # Nothing is seeded into the board: the worker's beat task has to publish it.
+    deadline = time.monotonic() + 40
+    while time.monotonic() < deadline:
+        page.goto(f"{leaderboard_stack.url}/leaderboard/")
+        if page.locator("#board-table").count():
+            break
+        page.wait_for_timeout(1000)
+    table = page.locator("#board-table")
+    assert table.count(), "beat did not publish the leaderboard within 40 s"
+    assert table.get_by_role("link", name="Lena Lead").is_visible()
+    assert "@cash_only" in table.inner_text()
+    assert "quiet_one" not in table.inner_text()
+
+    # The views swap in place over htmx; a new player has no Sharpe ratio yet.
+    page.evaluate("window.__sameDocument = true")
+    page.get_by_role("link", name="Sharpe ratio").click()
+    page.wait_for_selector("#board-empty")
+    assert "Nobody has a Sharpe ratio yet" in page.inner_text("#board-empty")
+    assert page.url.endswith("?by=sharpe")
+    page.get_by_role("link", name="Total return").click()
+    page.locator("#board-table").get_by_role("link", name="Lena Lead").click()
+    page.wait_for_url("**/u/lena_lead/")
+    assert page.locator("h1").inner_text() == "Lena Lead"
