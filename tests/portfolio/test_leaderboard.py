@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 from django.core.cache import cache
+from django.db import connection
 from django.test import override_settings
 from django.urls import reverse
 from django.utils import timezone
@@ -227,6 +229,42 @@ def test_a_run_that_finishes_after_a_newer_one_is_dropped(board):
     )
     assert leaderboard_state() == newer
     assert len(ranked_ids()) == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_racing_recomputes_leave_one_whole_board_the_newest():
+    players = [public_player(f"racer{n}") for n in range(5)]
+    threads_count = 6
+    barrier = threading.Barrier(threads_count)
+    states: list = []
+    errors: list[BaseException] = []
+
+    def recompute() -> None:
+        try:
+            barrier.wait()
+            states.append(leaderboard_recompute())
+        except BaseException as error:  # noqa: BLE001 - reported by the assertion below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=recompute) for _ in range(threads_count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert errors == [] and len(states) == threads_count
+    current = leaderboard_state()
+    assert current.generation == max(state.generation for state in states)
+    assert ranked_ids() == [player.pk for player in players]
+    assert [row.rank for row in leaderboard_rows(view="drawdown", first=1, last=9)] == [
+        1,
+        2,
+        3,
+        4,
+        5,
+    ]
 
 
 def test_a_player_who_went_private_since_the_recompute_is_not_listed(client, board):
