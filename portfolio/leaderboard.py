@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import time
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
@@ -362,13 +363,38 @@ def leaderboard_recompute(*, now: datetime | None = None) -> LeaderboardState:
 # derived data and the rest of the site does not need it.
 
 
+@dataclass
+class ReadBreaker:
+    """After a failed read the board is not asked again for `retry_seconds`: a Redis that
+    times out (rather than refusing at once) would otherwise add its timeout to every
+    page that shows the board. One per process, as the cache's own (config/cache.py)."""
+
+    retry_seconds: float = 5.0
+    open_until: float = 0.0
+
+    @property
+    def is_open(self) -> bool:
+        return time.monotonic() < self.open_until
+
+    def trip(self, error: Exception) -> None:
+        logger.warning(
+            "leaderboard unreadable (%s); not asked again for %.0f s", error, self.retry_seconds
+        )
+        self.open_until = time.monotonic() + self.retry_seconds
+
+
+read_breaker = ReadBreaker()
+
+
 def leaderboard_state() -> LeaderboardState:
     """The current generation, its totals and when it was computed (EMPTY_STATE before
     the first recompute, after a flush, or while Redis is unreachable)."""
+    if read_breaker.is_open:
+        return EMPTY_STATE
     try:
         raw = board_redis().hgetall(STATE_KEY)
     except redis.RedisError as error:
-        logger.warning("leaderboard unreadable: %s", error)
+        read_breaker.trip(error)
         return EMPTY_STATE
     if not raw:
         return EMPTY_STATE

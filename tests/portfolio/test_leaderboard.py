@@ -293,13 +293,26 @@ def test_a_players_rank_is_read_from_the_board(board):
     assert leaderboard_entry_for(portfolio_open(owner=UserFactory()).owner) is None
 
 
-def test_with_redis_unreachable_the_page_says_the_board_is_not_ready(client, player_client, board):
-    leaderboard_recompute()
+@pytest.fixture
+def breaker_reset():
+    yield board_module.read_breaker
+    board_module.read_breaker.open_until = 0.0
+
+
+def test_with_redis_unreachable_the_page_says_the_board_is_not_ready(
+    player_client, board, breaker_reset
+):
+    published = leaderboard_recompute()
     with override_settings(REDIS_CACHE_URL="redis://127.0.0.1:1/1"):
         assert leaderboard_state().computed_at is None
         response = player_client.get(reverse("leaderboard"))
     assert response.status_code == 200
     assert "The leaderboard has not been computed yet." in response.content.decode()
+    # For the next few seconds the board is not asked at all, even though it is back...
+    assert breaker_reset.is_open and leaderboard_state().computed_at is None
+    # ...and once they have passed it is read again.
+    breaker_reset.open_until = 0.0
+    assert leaderboard_state() == published
 
 
 # --- the page ------------------------------------------------------------------------
