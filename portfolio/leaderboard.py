@@ -59,10 +59,13 @@ KEY_PREFIX = "leaderboard"
 STATE_KEY = f"{KEY_PREFIX}:state"
 GENERATION_KEY = f"{KEY_PREFIX}:generation"
 BOARD_PARTS = ("return", "sharpe", "drawdown", "owners")
-# A generation being written lives this long unless it becomes the current one; the one
-# it replaces lives this long after the switch, for readers that are mid-page.
+# A generation being written lives an hour unless it becomes the current one; the one it
+# replaces lives two minutes after the switch, for readers that are mid-page. The current
+# one (and the state) lasts a week from its recompute: nothing is left behind for good,
+# whatever Redis evicts, and a board not recomputed for a week is gone, not stale.
 UNFINISHED_SECONDS = 3600
 REPLACED_SECONDS = 120
+CURRENT_SECONDS = 7 * 24 * 3600
 
 # One ranked player, as stored: little-endian, fixed width, so record n of the return
 # order starts at byte n * RECORD.itemsize. NaN stands for "no figure".
@@ -303,15 +306,18 @@ def board_build(rows: np.ndarray) -> tuple[dict[str, bytes], int, int]:
 # Make `generation` current if it is newer than the current one (a slow run finishing
 # after a quicker later one must not put the older board back), keep its parts, and let
 # the replaced generation's parts expire. One script: readers see one state or the other.
+# ARGV: generation, computed at, ranked, ranked with a Sharpe ratio, seconds the replaced
+# parts live, seconds the current ones live, the key prefix, then the parts' names.
 _SWITCH_SCRIPT = """
 local current = redis.call('HGET', KEYS[1], 'generation')
 if current and tonumber(ARGV[1]) <= tonumber(current) then return 0 end
 redis.call('HSET', KEYS[1], 'generation', ARGV[1], 'computed_at', ARGV[2],
            'ranked', ARGV[3], 'sharpe_ranked', ARGV[4])
-for index = 7, #ARGV do
-    redis.call('PERSIST', ARGV[6] .. ':' .. ARGV[1] .. ':' .. ARGV[index])
+redis.call('EXPIRE', KEYS[1], ARGV[6])
+for index = 8, #ARGV do
+    redis.call('EXPIRE', ARGV[7] .. ':' .. ARGV[1] .. ':' .. ARGV[index], ARGV[6])
     if current then
-        redis.call('EXPIRE', ARGV[6] .. ':' .. current .. ':' .. ARGV[index], ARGV[5])
+        redis.call('EXPIRE', ARGV[7] .. ':' .. current .. ':' .. ARGV[index], ARGV[5])
     end
 end
 return 1
@@ -335,6 +341,7 @@ def board_publish(
             ranked,
             sharpe_ranked,
             REPLACED_SECONDS,
+            CURRENT_SECONDS,
             KEY_PREFIX,
             *BOARD_PARTS,
         ],
