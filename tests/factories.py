@@ -70,3 +70,22 @@ class MarketEventFactory(factory.django.DjangoModelFactory):
     scope = "market"
     source = "simulator"
     published_at = factory.LazyFunction(timezone.now)
+
+
+# --- portfolio ---------------------------------------------------------------------
+
+
+class PerformanceFactory(factory.django.DjangoModelFactory):
+    """A portfolio's running figures as the snapshots would have left them (the snapshot
+    statement itself is tested in tests/portfolio/test_snapshots_and_logins.py). By
+    default: last seen five minutes ago at its current cash and deposits, growth 1."""
+
+    class Meta:
+        model = "portfolio.PortfolioPerformance"
+
+    last_at = factory.LazyFunction(lambda: timezone.now() - timedelta(minutes=5))
+    last_net_worth = factory.LazyAttribute(lambda row: row.portfolio.cash)
+    last_net_deposits = factory.LazyAttribute(lambda row: row.portfolio.net_deposits)
+    growth = Decimal(1)
+    peak_growth = factory.LazyAttribute(lambda row: max(Decimal(1), row.growth))
+    max_drawdown = Decimal(0)

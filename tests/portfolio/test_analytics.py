@@ -35,8 +35,9 @@ from portfolio.analytics import (
     simple_returns,
     time_chart,
 )
-from portfolio.models import NetWorthSnapshot, Portfolio, PortfolioPerformance
+from portfolio.models import NetWorthSnapshot, Portfolio
 from portfolio.selectors import growth_now, growth_step
+from tests.factories import PerformanceFactory
 from tests.portfolio.trades import settle as trade
 
 D = Decimal
@@ -467,7 +468,7 @@ def test_a_grant_mid_series_is_not_a_gain(portfolio):
     assert later.periods[-1].return_pct == pytest.approx(3.5)
     # The live growth is selectors.growth_now's, read from the snapshot already in hand.
     last = NetWorthSnapshot.objects.filter(portfolio=portfolio).latest("at")
-    PortfolioPerformance.objects.create(
+    PerformanceFactory(
         portfolio=portfolio,
         last_at=last.at,
         last_net_worth=last.net_worth,

@@ -6,7 +6,7 @@ import math
 import re
 import threading
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -27,7 +27,7 @@ from portfolio.leaderboard import (
 from portfolio.models import Portfolio, PortfolioPerformance
 from portfolio.services import cash_adjust, portfolio_open
 from portfolio.tasks import recompute_leaderboard
-from tests.factories import UserFactory
+from tests.factories import PerformanceFactory, UserFactory
 from tests.portfolio.trades import settle
 
 pytestmark = pytest.mark.django_db
@@ -45,11 +45,7 @@ def buy(portfolio, stock, quantity, price) -> None:
 
 
 def history(portfolio, **figures) -> PortfolioPerformance:
-    """A performance row as the snapshots would have left it (they are tested on their
-    own in test_snapshots_and_logins.py)."""
-    figures.setdefault("last_at", datetime(2026, 1, 5, 21, tzinfo=UTC))
-    figures.setdefault("last_net_deposits", D("100000.00"))
-    return PortfolioPerformance.objects.create(portfolio=portfolio, **figures)
+    return PerformanceFactory(portfolio=portfolio, **figures)
 
 
 def sharpe(n: int, total: float, total_sq: float) -> tuple[float, float]:

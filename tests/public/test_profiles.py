@@ -15,9 +15,9 @@ from django.utils import timezone
 from accounts.services import user_delete
 from market.models import Stock
 from portfolio.leaderboard import leaderboard_recompute
-from portfolio.models import NetWorthSnapshot, Portfolio, PortfolioPerformance
+from portfolio.models import NetWorthSnapshot, Portfolio
 from portfolio.services import cash_adjust, portfolio_open
-from tests.factories import UserFactory
+from tests.factories import PerformanceFactory, UserFactory
 from tests.portfolio.trades import settle
 
 pytestmark = pytest.mark.django_db
@@ -60,11 +60,8 @@ def ranked(portfolio: Portfolio) -> None:
     """Give `portfolio` a history the leaderboard works from, and recompute the board:
     1% up on a peak of 5% (so -3.81% live, but -7.5% at worst before), and five daily
     returns summing to 5% (squares 0.0015): Sharpe 11.96, volatility 30.2%."""
-    PortfolioPerformance.objects.create(
+    PerformanceFactory(
         portfolio=portfolio,
-        last_at=timezone.now() - timedelta(minutes=5),
-        last_net_worth=portfolio.cash,
-        last_net_deposits=portfolio.net_deposits,
         growth=D("1.01"),
         peak_growth=D("1.05"),
         max_drawdown=D("-0.075"),
@@ -119,11 +116,8 @@ def test_rank_and_risk_figures_come_from_the_leaderboard(client, public_portfoli
     # Two players ahead by return; only the one with a drawdown is behind on it.
     for handle, growth in (("leader", "1.3"), ("second", "1.2")):
         ahead = portfolio_open(owner=UserFactory(handle=handle, public_profile=True))
-        PortfolioPerformance.objects.create(
+        PerformanceFactory(
             portfolio=ahead,
-            last_at=timezone.now(),
-            last_net_worth=ahead.cash,
-            last_net_deposits=ahead.net_deposits,
             growth=D(growth),
             peak_growth=D("1.3"),
             max_drawdown=D("-0.2") if handle == "second" else D("0"),
