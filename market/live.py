@@ -32,6 +32,7 @@ from django.template import Context
 from django.template.loader import get_template
 
 from market.groups import market_group, market_redis
+from market.models import Moving
 from market.selectors import IndexQuote, index_quote, index_quote_cached
 from market.ticks import TickResult
 
@@ -204,10 +205,10 @@ async def tick_quotes(event: dict[str, Any]) -> dict[str, list[Any]]:
     return await _quotes.get(event["slot"])
 
 
-class PushedStock:
+class PushedStock(Moving):
     """What the quote partials read of a stock, for a pushed quote. A Stock model
     instance cost more to build than its spans cost to render; this holds the same
-    attributes (and `is_up`/`is_down`, as Stock defines them), so the partials print
+    attributes (and `is_up`/`is_down`, from Moving as for Stock), so the partials print
     exactly what the page prints (tests/live/test_render.py compares the two)."""
 
     __slots__ = ("symbol", "last_price", "change", "change_pct", "day_high", "day_low", "volume")
@@ -220,14 +221,6 @@ class PushedStock:
         self.day_high = Decimal(quote[4])
         self.day_low = Decimal(quote[5])
         self.volume = int(quote[6])
-
-    @property
-    def is_up(self) -> bool:
-        return self.change > 0
-
-    @property
-    def is_down(self) -> bool:
-        return self.change < 0
 
 
 class _FragmentCache:

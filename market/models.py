@@ -23,7 +23,23 @@ class Sector(models.TextChoices):
     MATERIALS = "materials", "Materials"
 
 
-class Stock(models.Model):
+class Moving:
+    """`is_up` / `is_down` from the `change` a quote carries (a Stock, a pushed quote, the
+    Composite's quote), as the templates' gain and loss classes read it."""
+
+    __slots__ = ()
+    change: Decimal
+
+    @property
+    def is_up(self) -> bool:
+        return self.change > 0
+
+    @property
+    def is_down(self) -> bool:
+        return self.change < 0
+
+
+class Stock(Moving, models.Model):
     """A listed stock and its latest quote. Quote columns are written by market.services."""
 
     symbol = models.CharField(max_length=12, unique=True)
@@ -80,14 +96,6 @@ class Stock(models.Model):
     @property
     def is_tradable(self) -> bool:
         return self.is_listed and not self.halted
-
-    @property
-    def is_up(self) -> bool:
-        return self.change > 0
-
-    @property
-    def is_down(self) -> bool:
-        return self.change < 0
 
 
 class Resolution(models.TextChoices):

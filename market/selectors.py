@@ -14,7 +14,16 @@ from django.db.models import Avg, Count, Max, Min, Q, QuerySet, Sum
 
 from market.charts import heat_tiles, sparkline_points
 from market.errors import ChartRangeUnknown
-from market.models import EventScope, IndexBar, MarketEvent, PriceBar, Resolution, Sector, Stock
+from market.models import (
+    EventScope,
+    IndexBar,
+    MarketEvent,
+    Moving,
+    PriceBar,
+    Resolution,
+    Sector,
+    Stock,
+)
 from market.sessions import day_bar_start, session_date
 
 # Column name in the URL -> model field. Every column of the market table sorts.
@@ -276,7 +285,7 @@ INDEX_SYMBOL = "BPX"
 
 
 @dataclass(frozen=True, slots=True)
-class IndexQuote:
+class IndexQuote(Moving):
     level: Decimal
     previous_close: Decimal | None  # the previous session's close; None on the first day
     change: Decimal
@@ -284,14 +293,6 @@ class IndexQuote:
     as_of: datetime  # the start of the newest minute bar, or the newest day's date
     intraday: bool  # as_of is a minute (else a trading date)
     constituents: int
-
-    @property
-    def is_up(self) -> bool:
-        return self.change > 0
-
-    @property
-    def is_down(self) -> bool:
-        return self.change < 0
 
     @property
     def trading_date(self) -> date:
