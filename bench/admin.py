@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchkit import p95, services_start
+from benchkit import django_ready, p95, services_start
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
@@ -45,19 +45,13 @@ def main() -> int:
     repeats = 5 if args.quick else 20
     services = services_start(database=BENCH_DB, redis_name="redis-bench-admin")
     try:
-        import django
-
-        django.setup()
-        from django.conf import settings
-        from django.core.management import call_command
+        django_ready()
         from django.test import Client
 
         from accounts import roles
         from accounts import services as account_services
         from tests.moderation.seeding import players_seed
 
-        settings.ALLOWED_HOSTS = ["*"]
-        call_command("migrate", verbosity=0)
         started = time.perf_counter()
         players_seed(PLAYERS)
         print(f"seeded {PLAYERS:,} players in {time.perf_counter() - started:.1f} s")

@@ -31,7 +31,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from benchkit import p95, services_start
+from benchkit import django_ready, p95, services_start
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
@@ -171,12 +171,8 @@ def main() -> int:
     recomputes = 3 if args.quick else 6
     services = services_start(database=BENCH_DB, redis_name="redis-bench-analytics")
     try:
-        import django
-
-        django.setup()
-        from django.conf import settings
+        django_ready()
         from django.core.cache import cache
-        from django.core.management import call_command
         from django.test import Client
 
         from accounts.models import User
@@ -184,8 +180,6 @@ def main() -> int:
         from portfolio import leaderboard as board
         from portfolio.leaderboard import leaderboard_recompute, leaderboard_rows
 
-        settings.ALLOWED_HOSTS = ["*"]
-        call_command("migrate", verbosity=0)
         cache.clear()
         # The closes are the last `days` sessions before now; the players opened before.
         last_close = session_start(datetime.now(UTC)) - timedelta(days=1)

@@ -48,3 +48,16 @@ def services_start(*, database: str, redis_name: str, fresh: bool = True) -> obj
 def p95(samples: list[float]) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+
+
+def django_ready() -> None:
+    """Django set up on the bench's database (services_start pointed DATABASE_URL at it),
+    migrated, and answering the test client whatever host it names."""
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.core.management import call_command
+
+    settings.ALLOWED_HOSTS = ["*"]
+    call_command("migrate", verbosity=0)

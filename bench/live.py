@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
-from benchkit import services_start
+from benchkit import django_ready, services_start
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
@@ -47,14 +47,9 @@ def free_port() -> int:
 
 
 def django_setup(symbols: list[str]) -> None:
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
+    django_ready()
     from market.models import Stock
 
-    call_command("migrate", verbosity=0)
     existing = set(Stock.objects.values_list("symbol", flat=True))
     Stock.objects.bulk_create(
         [

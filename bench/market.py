@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from benchkit import p95, services_start
+from benchkit import django_ready, p95, services_start
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
@@ -255,17 +255,12 @@ def main() -> int:
     runs = 10 if args.quick else 30
     services = services_start(database=BENCH_DB, redis_name="redis-bench-market")
     try:
-        import django
-
-        django.setup()
+        print(f"bench database {BENCH_DB}: migrating…", flush=True)
+        django_ready()
         from django.conf import settings
-        from django.core.management import call_command
         from django.test import Client
 
-        settings.ALLOWED_HOSTS = ["*"]
         settings.RATELIMIT_ENABLE = False
-        print(f"bench database {BENCH_DB}: migrating…", flush=True)
-        call_command("migrate", verbosity=0)
         from market import state
 
         state.market_redis().flushdb()

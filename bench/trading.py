@@ -41,7 +41,7 @@ import uuid
 from decimal import Decimal
 from pathlib import Path
 
-from benchkit import admin_connection, services_start
+from benchkit import admin_connection, django_ready, services_start
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
@@ -61,15 +61,6 @@ def socket_host() -> str | None:
     url = os.environ["DATABASE_URL"]
     match = re.search(r"host=([^&]+)", url)
     return match.group(1) if match else None
-
-
-def django_setup() -> None:
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
 
 
 def stocks_make(count: int) -> list:
@@ -547,7 +538,7 @@ def main() -> None:
     os.environ.setdefault("RATELIMIT_ENABLE", "false")
     services = services_start(database=BENCH_DB, redis_name="redis-bench-trading")
     try:
-        django_setup()
+        django_ready()
         stocks = stocks_make(args.stocks)
         results: dict[str, str] = {}
         rate = deployed = tps = None
