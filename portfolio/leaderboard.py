@@ -42,7 +42,6 @@ from portfolio.services import HOLDINGS_CTE, bulk_statement_prepare
 
 logger = logging.getLogger(__name__)
 User = get_user_model()
-VIEWS = ("return", "sharpe", "drawdown")
 # Fewer daily returns than this make a Sharpe ratio and a volatility that mean nothing.
 MIN_DAILY_RETURNS = 5
 # A daily standard deviation under this is returns that never varied (a player holding
@@ -111,10 +110,6 @@ class LeaderboardState:
     ranked: int
     sharpe_ranked: int
     generation: int = 0
-
-    @property
-    def count(self) -> int:
-        return self.ranked
 
     def total(self, view: str) -> int:
         return self.sharpe_ranked if view == "sharpe" else self.ranked

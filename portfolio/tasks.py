@@ -31,8 +31,8 @@ def snapshot_net_worth() -> int:
 
 @shared_task(name="portfolio.tasks.recompute_leaderboard", ignore_result=True)
 def recompute_leaderboard() -> int:
-    """Rewrite the leaderboard from live prices and the running performance figures.
-    Idempotent: each run replaces the whole table."""
-    ranked = leaderboard.leaderboard_recompute()
-    logger.info("leaderboard recomputed: %s players ranked", ranked.count)
-    return ranked.count
+    """Recompute the leaderboard from live prices and the running performance figures.
+    Idempotent: each run publishes a whole new board."""
+    state = leaderboard.leaderboard_recompute()
+    logger.info("leaderboard recomputed: %s players ranked", state.ranked)
+    return state.ranked
